@@ -1,0 +1,56 @@
+# Coop: `make demo` runs the main job on a fresh machine, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+# Debian packages coop needs to build, test and benchmark (installed by `make deps` when root).
+PACKAGES := libcurl4-openssl-dev libarchive-dev libgpgme-dev liblzma-dev libssl-dev pkg-config \
+	gnupg xz-utils uidmap mmdebstrap nginx-light busybox-static openssl ca-certificates curl python3 \
+	lxc libpam-cgfs hyperfine bubblewrap crun valgrind
+
+FIXTURES ?= /var/tmp/coop-fixtures
+TEST_USER ?= coop-test
+
+.PHONY: build release deps demo test lint format bench fixtures clean install
+
+build:
+	swift build
+
+release:
+	swift build -c release
+
+# Installs what is missing; a no-op when everything is there or when not root.
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "missing packages (install as root): $$missing" >&2; exit 1; fi; \
+	echo "installing: $$missing"; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+
+fixtures: deps
+	Tests/Fixtures/build-images.sh $(FIXTURES)
+
+demo: deps release fixtures
+	Tests/demo.sh $(FIXTURES) $(TEST_USER)
+
+test: deps build fixtures lint
+	Tests/run-tests.sh $(FIXTURES) $(TEST_USER)
+
+lint:
+	swift format lint --strict --recursive Package.swift Sources Tests
+
+format:
+	swift format format --in-place --recursive Package.swift Sources Tests
+
+bench: deps release fixtures
+	bench/create.sh $(FIXTURES) $(TEST_USER)
+
+clean:
+	rm -rf .build
+
+PREFIX ?= /usr/local
+# Installs the binary with its remotes and keys: PREFIX/bin/coop, PREFIX/share/coop/.
+install: release
+	install -D -m 0755 "$$(swift build -c release --show-bin-path)/coop" "$(DESTDIR)$(PREFIX)/bin/coop"
+	install -D -m 0644 images.index "$(DESTDIR)$(PREFIX)/share/coop/images.index"
+	install -d -m 0755 "$(DESTDIR)$(PREFIX)/share/coop/keys"
+	install -m 0644 keys/*.asc "$(DESTDIR)$(PREFIX)/share/coop/keys/"

@@ -1,0 +1,61 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+
+let package = Package(
+    name: "coop",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "coop", targets: ["CoopCLI"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // C libraries, each wrapped in its own module with typed shims for variadic calls and macros.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CGPGME", pkgConfig: "gpgme", providers: [.apt(["libgpgme-dev"])]),
+        .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Our own C: namespace entry, which must not run Swift between fork and exec.
+        .target(name: "CCoopNamespace"),
+
+        // The pipeline, one library per stage.
+        .target(name: "CoopSupport", dependencies: ["CLibcrypto"], swiftSettings: strict),
+        .target(name: "CoopIndex", dependencies: ["CoopSupport"], swiftSettings: strict),
+        .target(name: "CoopTransfer", dependencies: ["CoopSupport", "CCurl"], swiftSettings: strict),
+        .target(name: "CoopTrust", dependencies: ["CoopSupport", "CGPGME"], swiftSettings: strict),
+        .target(
+            name: "CoopRootfs",
+            dependencies: ["CoopSupport", "CArchive", "CLZMA", "CCoopNamespace"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CoopStore",
+            dependencies: ["CoopSupport", "CoopIndex", "CoopTransfer", "CoopTrust", "CoopRootfs", "CArchive"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CoopContainer",
+            dependencies: ["CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "CoopCLI",
+            dependencies: [
+                "CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs", "CoopContainer", "CoopTrust",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CoopTests",
+            dependencies: [
+                "CoopSupport", "CoopIndex", "CoopTransfer", "CoopTrust", "CoopStore", "CoopRootfs", "CoopContainer",
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

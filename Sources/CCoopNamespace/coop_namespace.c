@@ -1,0 +1,177 @@
+#define _GNU_SOURCE
+#include "coop_namespace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// Child-to-parent report: a stage and an errno, written through a CLOEXEC pipe. A successful exec
+// closes the pipe, so the parent reads end-of-file.
+struct report {
+    int stage;
+    int error_number;
+};
+
+static void child_fail(int fd, coop_stage stage) {
+    struct report r = {stage, errno};
+    ssize_t ignored = write(fd, &r, sizeof r);
+    (void)ignored;
+    _exit(127);
+}
+
+static ssize_t read_full(int fd, void *buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = read(fd, (char *)buf + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n < 0 ? -1 : (ssize_t)done;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+// Runs newuidmap or newgidmap for `pid`, returns its wait status or -1.
+static int run_map_helper(char *const helper_argv[], pid_t pid) {
+    char pid_text[16];
+    int n = 0;
+    while (helper_argv[n] != NULL) n++;
+    char **argv = calloc((size_t)n + 2, sizeof(char *));
+    if (argv == NULL) return -1;
+    argv[0] = helper_argv[0];
+    // snprintf is fine here: this runs in the parent, not in the forked child.
+    snprintf(pid_text, sizeof pid_text, "%d", (int)pid);
+    argv[1] = pid_text;
+    for (int i = 1; i < n; i++) argv[i + 1] = helper_argv[i];
+    argv[n + 1] = NULL;
+
+    pid_t helper = fork();
+    if (helper < 0) {
+        free(argv);
+        return -1;
+    }
+    if (helper == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    free(argv);
+    int status = 0;
+    while (waitpid(helper, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return status;
+}
+
+pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
+                 char *const uidmap_argv[], char *const gidmap_argv[], coop_spawn_failure *failure) {
+    memset(failure, 0, sizeof *failure);
+    int use_userns = uidmap_argv != NULL && gidmap_argv != NULL;
+    int report_pipe[2], ready_pipe[2] = {-1, -1}, go_pipe[2] = {-1, -1};
+
+    if (pipe2(report_pipe, O_CLOEXEC) < 0) goto pipe_failed;
+    if (use_userns && (pipe2(ready_pipe, O_CLOEXEC) < 0 || pipe2(go_pipe, O_CLOEXEC) < 0)) goto pipe_failed;
+
+    // Block signals around fork so that no handler of the parent runs in the child.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        // Child: async-signal-safe calls only until exec.
+        for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        close(report_pipe[0]);
+        for (int i = 0; i < 3; i++) {
+            if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) child_fail(report_pipe[1], COOP_STAGE_DUP);
+        }
+        if (use_userns) {
+            close(ready_pipe[0]);
+            close(go_pipe[1]);
+            if (unshare(CLONE_NEWUSER) < 0) child_fail(report_pipe[1], COOP_STAGE_UNSHARE);
+            char byte = 'r';
+            if (write(ready_pipe[1], &byte, 1) != 1) child_fail(report_pipe[1], COOP_STAGE_SYNC);
+            // The parent writes one byte once both maps are in place, or closes the pipe on failure.
+            if (read_full(go_pipe[0], &byte, 1) != 1) _exit(126);
+            if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_fail(report_pipe[1], COOP_STAGE_SETID);
+        }
+        execve(path, argv, envp);
+        child_fail(report_pipe[1], COOP_STAGE_EXEC);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(report_pipe[1]);
+    if (use_userns) {
+        close(ready_pipe[1]);
+        close(go_pipe[0]);
+    }
+    if (pid < 0) {
+        failure->stage = COOP_STAGE_FORK;
+        failure->error_number = fork_errno;
+        goto close_parent_ends;
+    }
+
+    if (use_userns) {
+        char byte;
+        if (read_full(ready_pipe[0], &byte, 1) == 1) {
+            int status = run_map_helper(uidmap_argv, pid);
+            if (status != 0) {
+                failure->stage = COOP_STAGE_UIDMAP;
+                failure->error_number = status < 0 ? errno : 0;
+                failure->helper_status = status;
+            } else {
+                status = run_map_helper(gidmap_argv, pid);
+                if (status != 0) {
+                    failure->stage = COOP_STAGE_GIDMAP;
+                    failure->error_number = status < 0 ? errno : 0;
+                    failure->helper_status = status;
+                }
+            }
+            if (failure->stage == COOP_STAGE_NONE) {
+                byte = 'g';
+                if (write(go_pipe[1], &byte, 1) != 1) {
+                    failure->stage = COOP_STAGE_SYNC;
+                    failure->error_number = errno;
+                }
+            }
+        }
+        close(go_pipe[1]);
+        close(ready_pipe[0]);
+    }
+
+    struct report r;
+    ssize_t got = read_full(report_pipe[0], &r, sizeof r);
+    close(report_pipe[0]);
+    if (got == (ssize_t)sizeof r && failure->stage == COOP_STAGE_NONE) {
+        failure->stage = (coop_stage)r.stage;
+        failure->error_number = r.error_number;
+    }
+    if (failure->stage != COOP_STAGE_NONE) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        return -1;
+    }
+    return pid;
+
+pipe_failed:
+    failure->stage = COOP_STAGE_PIPE;
+    failure->error_number = errno;
+    return -1;
+close_parent_ends:
+    close(report_pipe[0]);
+    if (use_userns) {
+        close(ready_pipe[0]);
+        close(go_pipe[1]);
+    }
+    return -1;
+}
+
+int coop_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

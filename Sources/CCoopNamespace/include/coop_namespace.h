@@ -1,0 +1,43 @@
+#ifndef COOP_NAMESPACE_H
+#define COOP_NAMESPACE_H
+
+#include <sys/types.h>
+
+/// Where a spawn failed, so the caller can name the step in its error.
+typedef enum {
+    COOP_STAGE_NONE = 0,
+    COOP_STAGE_PIPE,
+    COOP_STAGE_FORK,
+    COOP_STAGE_DUP,
+    COOP_STAGE_UNSHARE,
+    COOP_STAGE_SYNC,
+    COOP_STAGE_UIDMAP,
+    COOP_STAGE_GIDMAP,
+    COOP_STAGE_SETID,
+    COOP_STAGE_EXEC,
+} coop_stage;
+
+typedef struct {
+    coop_stage stage;
+    int error_number;
+    /// Exit status of newuidmap/newgidmap when one of them failed, else 0.
+    int helper_status;
+} coop_spawn_failure;
+
+/// Starts `path` with `argv`/`envp` in a child process.
+///
+/// With `uidmap_argv` and `gidmap_argv` (NULL-terminated command lines of newuidmap/newgidmap without
+/// the pid, which is inserted as their first argument) the child first enters a new user namespace,
+/// waits until the parent has written its maps with those helpers, becomes uid and gid 0 inside and
+/// then execs. With NULL maps it is a plain fork and exec.
+///
+/// The child only makes async-signal-safe calls before exec: the caller may be multithreaded.
+/// `fds` are dup'ed to 0, 1 and 2 in the child (-1 keeps the parent's).
+/// Returns the pid, or -1 with `failure` filled in.
+pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
+                 char *const uidmap_argv[], char *const gidmap_argv[], coop_spawn_failure *failure);
+
+/// pipe2(O_CLOEXEC), which Swift's Glibc module does not expose.
+int coop_pipe_cloexec(int fds[2]);
+
+#endif

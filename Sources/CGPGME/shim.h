@@ -1,0 +1,5 @@
+#include <gpgme.h>
+
+// gpgme_check_version is a macro that also checks the struct layout; it must run before any other call.
+static inline const char *coop_gpgme_init(void) { return gpgme_check_version(NULL); }
+static inline gpgme_error_t coop_gpgme_err_code(gpgme_error_t e) { return gpgme_err_code(e); }

@@ -1,0 +1,125 @@
+import ArgumentParser
+import CoopIndex
+import CoopStore
+import CoopSupport
+import Foundation
+
+struct Cache: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "See, bound and carry the offline image cache.",
+        subcommands: [CacheList.self, CachePrune.self, CacheExport.self, CacheImport.self])
+}
+
+struct CacheList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List cached builds.")
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let environment = try Environment()
+        let entries = environment.store.entries()
+        if json {
+            try printJSON(entries)
+            return
+        }
+        let now = Int(Date().timeIntervalSince1970)
+        printTable(
+            ["REMOTE", "DISTRO", "RELEASE", "ARCH", "VARIANT", "BUILD", "SIZE", "STATE", "VERIFIED"],
+            entries.map { entry in
+                let size = entry.files.values.reduce(Int64(0)) { $0 + $1.size }
+                return [
+                    entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build,
+                    String(format: "%.1f MB", Double(size) / 1e6), entry.isFresh(now: now) ? "current" : "expired",
+                    entry.verifiedBy == nil ? "no" : "yes",
+                ]
+            })
+        print("cache: \(environment.store.root.path)")
+    }
+}
+
+struct CachePrune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune", abstract: "Remove older builds, expired builds, and unfinished downloads.")
+
+    @Option(name: .long, help: "Builds to keep per image (default 1).")
+    var keep = 1
+    @Flag(name: .long, help: "Remove every cached build.")
+    var all = false
+
+    func validate() throws {
+        if keep < 1 && !all { throw ValidationError("--keep must be at least 1 (use --all to empty the cache)") }
+    }
+
+    func run() throws {
+        let environment = try Environment()
+        let store = environment.store
+        var seen: [String: Int] = [:]
+        var removed = 0
+        for entry in store.entries() {
+            let key = "\(entry.remote):\(entry.reference)"
+            seen[key, default: 0] += 1
+            let isNewest = seen[key]! <= keep
+            if all || !isNewest || (!entry.isFresh() && seen[key]! > 1) {
+                try store.remove(entry)
+                removed += 1
+            }
+        }
+        let partial = store.root.appendingPathComponent(".partial")
+        if FileSystem.exists(partial) { try FileManager.default.removeItem(at: partial) }
+        Console.status("removed \(removed) cached builds")
+    }
+}
+
+struct CacheExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write cached builds to one file, to import on another machine.")
+
+    @Argument(help: "The file to write (a tar).")
+    var file: String
+    @Argument(help: "Images to export, as DISTRO/RELEASE[/ARCH][/VARIANT] (default: all, newest build each).")
+    var images: [String] = []
+
+    func run() throws {
+        let environment = try Environment()
+        var entries: [CacheEntry] = []
+        var seen = Set<String>()
+        let references = try images.map { try ImageReference(parsing: $0) }
+        for entry in environment.store.entries() where seen.insert("\(entry.remote):\(entry.reference)").inserted {
+            if references.isEmpty
+                || references.contains(where: {
+                    $0.distro == entry.distro && $0.release == entry.release && $0.arch == entry.arch
+                        && $0.variant == entry.variant && ($0.remote == nil || $0.remote == entry.remote)
+                })
+            {
+                entries.append(entry)
+            }
+        }
+        guard !entries.isEmpty else {
+            throw CoopError(.notFound, "export", cause: "no cached build matches", fix: "run 'coop cache list'")
+        }
+        try CacheArchive(store: environment.store, catalog: environment.catalog).export(
+            entries, to: URL(fileURLWithPath: file))
+        Console.status("exported \(entries.count) builds to \(file)")
+    }
+}
+
+struct CacheImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Add builds from an exported file, verifying them again.")
+
+    @Argument(help: "A file written by 'coop cache export'.")
+    var file: String
+    @Flag(name: .long, help: "Accept builds without verifying their signatures (prints a warning).")
+    var noVerify = false
+
+    func run() throws {
+        let environment = try Environment()
+        if noVerify { Console.warning("importing without verifying signatures: --no-verify was given") }
+        let imported = try CacheArchive(store: environment.store, catalog: environment.catalog).importArchive(
+            URL(fileURLWithPath: file), verify: !noVerify)
+        for entry in imported {
+            Console.status("imported \(entry.remote):\(entry.reference) build \(entry.build)")
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import CoopSupport
+import Foundation
+
+@main
+struct Coop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coop",
+        abstract: "Real distro containers for an ordinary user, without root.",
+        discussion: "Exit statuses: 0 ok, 2 usage, 3 not found, 4 network, 5 verification, 6 unsafe archive, "
+            + "7 conflict, 8 host setup, 9 i/o, 10 internal.",
+        subcommands: [
+            Images.self, Fetch.self, Create.self, List.self, Destroy.self, Cache.self,
+            Extract.self, Remove.self,
+        ]
+    )
+
+    static func main() {
+        // A pipe to a child that died must give EPIPE, not kill coop before it can clean up.
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as CoopError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(error.code.rawValue)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

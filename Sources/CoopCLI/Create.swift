@@ -1,0 +1,65 @@
+import ArgumentParser
+import CoopContainer
+import CoopIndex
+import CoopSupport
+import Foundation
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a container from an image: fetch if needed, unpack with shifted ownership.")
+
+    @Argument(help: "The container's name.")
+    var name: String
+    @Argument(help: "The image: [REMOTE:]DISTRO/RELEASE[/ARCH][/VARIANT], e.g. debian/bookworm.")
+    var image: String
+    @OptionGroup var options: ImageOptions
+
+    func run() throws {
+        let reference = try ImageReference(parsing: image, remote: options.remote)
+        let environment = try Environment(timeout: options.timeout)
+        let creator = ContainerCreator(fetcher: environment.fetcher, containers: try environment.containers())
+        let started = Date()
+        let created = try creator.create(name: name, image: reference, options: options.fetchOptions)
+        let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+        Console.status(
+            "created \(name) from \(created.record.image) build \(created.record.build)"
+                + " (\(created.fromCache ? "cached image" : "downloaded"), \(seconds) s)")
+        if !created.record.skipped.isEmpty {
+            Console.status("skipped \(created.record.skipped.count) device nodes; the runtime provides /dev")
+        }
+        if let message = created.createMessage, !message.isEmpty {
+            Console.status(message.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        print(created.folder.path)
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List containers.")
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let store = try Environment().containers()
+        let records = store.names().compactMap { store.record($0) }
+        if json {
+            try printJSON(records)
+        } else {
+            printTable(
+                ["NAME", "IMAGE", "BUILD"], records.map { [$0.name, "\($0.image)", $0.build] })
+        }
+    }
+}
+
+struct Destroy: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove a container and its files.")
+
+    @Argument(help: "The container's name.")
+    var name: String
+
+    func run() throws {
+        try Environment().containers().destroy(name)
+        Console.status("destroyed \(name)")
+    }
+}

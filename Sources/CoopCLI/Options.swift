@@ -1,0 +1,73 @@
+import ArgumentParser
+import CoopContainer
+import CoopIndex
+import CoopRootfs
+import CoopStore
+import CoopSupport
+import CoopTransfer
+import Foundation
+
+/// Options every command that reaches images shares.
+struct ImageOptions: ParsableArguments {
+    @Option(name: .long, help: "The remote to use (default: images), also given as a REMOTE: prefix.")
+    var remote: String?
+
+    @Flag(name: .long, help: "Use the cache only; never touch the network.")
+    var forceCache = false
+
+    @Flag(name: .long, help: "Download the image again and replace the cached build.")
+    var flushCache = false
+
+    @Flag(name: .long, help: "Skip signature verification (prints a warning). Only for sources you trust otherwise.")
+    var noVerify = false
+
+    @Option(name: .long, help: "Seconds a stalled transfer may go without data before it fails (default 30).")
+    var timeout: Int?
+
+    func validate() throws {
+        if forceCache && flushCache {
+            throw ValidationError("--force-cache and --flush-cache exclude each other")
+        }
+    }
+
+    var fetchOptions: FetchOptions {
+        FetchOptions(forceCache: forceCache, flushCache: flushCache, verify: !noVerify)
+    }
+}
+
+/// The pieces of the pipeline, set up once per command.
+struct Environment {
+    let paths = CoopPaths.current()
+    let catalog: RemoteCatalog
+    let store: ImageStore
+    let fetcher: ImageFetcher
+
+    init(timeout: Int? = nil) throws {
+        catalog = try RemoteCatalog(paths: paths)
+        store = ImageStore(root: paths.cacheDirectory)
+        var transfer = TransferOptions()
+        if let timeout { transfer.stallTimeout = timeout }
+        fetcher = ImageFetcher(catalog: catalog, store: store, downloader: Downloader(options: transfer))
+    }
+
+    func containers() throws -> ContainerStore {
+        ContainerStore(root: paths.containersDirectory, idMap: try IDMap.forCurrentUser())
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Columns padded to their widest cell.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    for row in all {
+        print(
+            row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+    }
+}

@@ -1,0 +1,163 @@
+import CoopIndex
+import CoopRootfs
+import CoopStore
+import CoopSupport
+import CoopTransfer
+import Foundation
+
+/// `coop create`: fetch if needed, unpack with shifted ownership, write the config; all or nothing.
+public final class ContainerCreator {
+    public let fetcher: ImageFetcher
+    public let containers: ContainerStore
+
+    public init(fetcher: ImageFetcher, containers: ContainerStore) {
+        self.fetcher = fetcher
+        self.containers = containers
+    }
+
+    public struct Created: Sendable {
+        public var folder: URL
+        public var record: ContainerRecord
+        public var createMessage: String?
+        /// The image came from the cache (no download).
+        public var fromCache: Bool
+    }
+
+    public func create(name: String, image: ImageReference, options: FetchOptions) throws -> Created {
+        try ContainerStore.checkName(name)
+        try FileSystem.createDirectory(containers.root)
+        let lock = try containers.lock(name)
+        defer { lock.unlock() }
+        containers.removeAbandonedStaging()
+        guard !containers.exists(name) else {
+            throw CoopError(
+                .conflict, "container \(name)", cause: "already exists",
+                fix: "choose another name, or remove it first with 'coop destroy \(name)'")
+        }
+        let final = containers.folder(name)
+        let staging = FileSystem.stagingURL(for: final, tag: "creating")
+        try FileSystem.createDirectory(staging)
+        var unpacker: RootfsUnpacker?
+        do {
+            let rootfs = staging.appendingPathComponent("rootfs")
+            func startUnpacker(meta: MetaArchive, source: URL?) throws -> RootfsUnpacker {
+                let request = ExtractionRequest(
+                    destination: rootfs.path, shift: containers.privileged ? containers.idMap : nil,
+                    idCount: containers.idMap.count, excludes: meta.excludesUser, templates: meta.templates,
+                    templateValues: [
+                        "LXC_NAME": name, "LXC_PATH": final.path,
+                        "LXC_ROOTFS": final.appendingPathComponent("rootfs").path,
+                    ])
+                let started = try RootfsUnpacker(
+                    request: request, idMap: containers.idMap, privileged: containers.privileged, source: source)
+                unpacker = started
+                return started
+            }
+
+            // Cold: the rootfs is decoded and unpacked while it downloads; the decoded tar is kept in the
+            // cache entry being staged, for the next create.
+            let outcome = try fetcher.fetch(image, options: options) { meta, stagedEntry in
+                let target = try startUnpacker(meta: meta, source: nil)
+                return try DecodingSink(unpacker: target, decodedCopy: stagedEntry.appendingPathComponent("rootfs.tar"))
+            }
+            let entry = outcome.entry
+            if !outcome.streamed {
+                // Warm: unpack from the cache, from the decoded tar where there is one.
+                if FileSystem.exists(entry.decodedRootfs) {
+                    _ = try startUnpacker(meta: entry.meta, source: entry.decodedRootfs)
+                } else {
+                    let target = try startUnpacker(meta: entry.meta, source: nil)
+                    let sink = try DecodingSink(unpacker: target, decodedCopy: entry.decodedRootfs)
+                    try sink.consume(file: entry.rootfsArchive)
+                    try sink.finish()
+                }
+            }
+            let skipped = try unpacker!.finish()
+
+            let config = ContainerConfig(
+                name: name, rootfs: final.appendingPathComponent("rootfs"), idMap: containers.idMap,
+                privileged: containers.privileged, distroLines: entry.meta.config(privileged: containers.privileged),
+                image:
+                    "\(entry.remote):\(entry.distro)/\(entry.release)/\(entry.arch)/\(entry.variant) build \(entry.build)"
+            )
+            try FileSystem.writeAtomically(config.text, to: staging.appendingPathComponent("config"))
+            let record = ContainerRecord(
+                name: name, image: entry.reference, build: entry.build, createdAt: Int(Date().timeIntervalSince1970),
+                skipped: skipped)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try FileSystem.writeAtomically(try encoder.encode(record), to: staging.appendingPathComponent("coop.json"))
+            try checkSystemCall(rename(staging.path, final.path), "create \(final.path)")
+            FileSystem.syncDirectory(containers.root)
+            return Created(
+                folder: final, record: record, createMessage: entry.meta.createMessage, fromCache: !outcome.downloaded)
+        } catch {
+            unpacker?.abort()
+            do {
+                try TreeRemover.remove(staging, idMap: containers.idMap, privileged: containers.privileged)
+            } catch let cleanup {
+                Console.warning("could not remove \(staging.path): \(cleanup)")
+            }
+            throw error
+        }
+    }
+}
+
+/// xz in, plain tar out: to the extraction child, and to a decoded copy renamed into place when complete.
+final class DecodingSink: ByteSink {
+    private var decoder: XZDecoder!
+    private let unpacker: RootfsUnpacker
+    private let decodedCopy: URL
+    private let temporary: URL
+    private let copyFD: Int32
+
+    init(unpacker: RootfsUnpacker, decodedCopy: URL) throws {
+        self.unpacker = unpacker
+        self.decodedCopy = decodedCopy
+        temporary = FileSystem.stagingURL(for: decodedCopy)
+        copyFD = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if copyFD < 0 { throw CoopError.system("write \(temporary.path)") }
+        let fd = copyFD
+        let path = temporary.path
+        decoder = try XZDecoder { bytes in
+            try unpacker.write(bytes)
+            var offset = 0
+            while offset < bytes.count {
+                let count = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw CoopError.system("write \(path)", fix: errno == ENOSPC ? "free some disk space" : nil)
+                }
+                offset += count
+            }
+        }
+    }
+
+    deinit {
+        close(copyFD)
+        unlink(temporary.path)
+    }
+
+    func consume(_ bytes: UnsafeRawBufferPointer) throws {
+        try decoder.consume(bytes)
+    }
+
+    func consume(file: URL) throws {
+        let fd = open(file.path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw CoopError.system("read \(file.path)") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { throw CoopError.system("read \(file.path)") }
+            if count == 0 { return }
+            try buffer.withUnsafeBytes { try consume(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
+    }
+
+    func finish() throws {
+        try decoder.finish()
+        try checkSystemCall(rename(temporary.path, decodedCopy.path), "keep \(decodedCopy.path)")
+    }
+}

@@ -1,0 +1,12 @@
+import CoopIndex
+import Foundation
+
+/// What coop remembers of a container beside its LXC config (`coop.json` in its folder).
+public struct ContainerRecord: Codable, Sendable {
+    public var name: String
+    public var image: ImageReference
+    public var build: String
+    public var createdAt: Int
+    /// Entries of the image that were not unpacked (device nodes), as `./path`.
+    public var skipped: [String]
+}

@@ -1,0 +1,73 @@
+import CoopIndex
+import CoopRootfs
+import CoopSupport
+import Foundation
+
+/// The containers folder: one folder per container, with `config`, `coop.json` and `rootfs/`.
+public final class ContainerStore: Sendable {
+    public let root: URL
+    public let idMap: IDMap
+    public let privileged: Bool
+
+    public init(root: URL, idMap: IDMap, privileged: Bool = getuid() == 0) {
+        self.root = root
+        self.idMap = idMap
+        self.privileged = privileged
+    }
+
+    public static func checkName(_ name: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+        guard !name.isEmpty, name.count <= 64, name.first != ".", name.first != "-", name.allSatisfy(allowed.contains)
+        else {
+            throw CoopError(
+                .usage, "container name '\(name)'", cause: "must be 1 to 64 letters, digits, '-', '_' or '.'",
+                fix: "for example: web1")
+        }
+    }
+
+    public func folder(_ name: String) -> URL { root.appendingPathComponent(name) }
+
+    public func exists(_ name: String) -> Bool { FileSystem.exists(folder(name)) }
+
+    public func record(_ name: String) -> ContainerRecord? {
+        guard let data = try? Data(contentsOf: folder(name).appendingPathComponent("coop.json")) else { return nil }
+        return try? JSONDecoder().decode(ContainerRecord.self, from: data)
+    }
+
+    public func names() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter {
+            !$0.hasPrefix(".") && FileSystem.exists(root.appendingPathComponent($0).appendingPathComponent("config"))
+        }.sorted()
+    }
+
+    /// Serialises create and destroy of one name across processes.
+    func lock(_ name: String) throws -> FileLock {
+        try FileLock(path: root.appendingPathComponent(".\(name).lock"))
+    }
+
+    public func destroy(_ name: String) throws {
+        try Self.checkName(name)
+        let lock = try self.lock(name)
+        defer { lock.unlock() }
+        guard exists(name) else {
+            throw CoopError(
+                .notFound, "container \(name)", cause: "does not exist", fix: "run 'coop list' to see the containers")
+        }
+        // Out of sight first, so that a half-removed container never shows in a listing.
+        let trash = FileSystem.stagingURL(for: folder(name), tag: "destroying")
+        try checkSystemCall(rename(folder(name).path, trash.path), "destroy \(name)")
+        try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
+    }
+
+    /// Removes staging folders of creates that were killed (their pid no longer runs).
+    func removeAbandonedStaging() {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] where entry.hasPrefix(".")
+        {
+            let parts = entry.split(separator: "-")
+            guard entry.contains(".creating-") || entry.contains(".destroying-"), parts.count >= 3,
+                let pid = Int32(parts[parts.count - 2]), kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
+            try? TreeRemover.remove(root.appendingPathComponent(entry), idMap: idMap, privileged: privileged)
+        }
+    }
+}

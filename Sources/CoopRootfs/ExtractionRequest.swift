@@ -1,0 +1,28 @@
+import Foundation
+
+/// What the extraction child (`coop __extract`) is to do; passed to it as JSON.
+public struct ExtractionRequest: Codable, Sendable {
+    /// The rootfs folder to create and fill; it must not exist yet.
+    public var destination: String
+    /// Added to every uid and gid (root unpacking for a container); nil inside a user namespace.
+    public var shift: IDMap?
+    /// Ids an entry may have: the size of the container's range.
+    public var idCount: UInt32
+    /// Entries to skip, as `./dev/…` (the image's `excludes-user`).
+    public var excludes: [String]
+    /// Files in which `LXC_NAME` and friends are replaced after unpacking.
+    public var templates: [String]
+    public var templateValues: [String: String]
+
+    public init(
+        destination: String, shift: IDMap?, idCount: UInt32, excludes: [String] = [], templates: [String] = [],
+        templateValues: [String: String] = [:]
+    ) {
+        self.destination = destination
+        self.shift = shift
+        self.idCount = idCount
+        self.excludes = excludes
+        self.templates = templates
+        self.templateValues = templateValues
+    }
+}

@@ -1,0 +1,86 @@
+import CoopSupport
+import Foundation
+
+/// The ids a container's root and users have on the host: a range from /etc/subuid and /etc/subgid.
+public struct IDMap: Sendable, Equatable, Codable {
+    /// First host uid and gid (container id 0 maps to it) and how many ids follow.
+    public var uidStart: UInt32
+    public var gidStart: UInt32
+    public var count: UInt32
+
+    public init(uidStart: UInt32, gidStart: UInt32, count: UInt32) {
+        self.uidStart = uidStart
+        self.gidStart = gidStart
+        self.count = count
+    }
+
+    /// LXC's default for root, used when root has no range of its own in /etc/subuid.
+    public static let rootDefault = IDMap(uidStart: 100_000, gidStart: 100_000, count: 65_536)
+
+    /// The range of the user running coop: its /etc/subuid and /etc/subgid entries (by name or uid).
+    public static func forCurrentUser(subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws -> IDMap {
+        let uid = getuid()
+        let name = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
+        let uidRange = try range(in: subuid, user: name, id: uid)
+        let gidRange = try range(in: subgid, user: name, id: uid)
+        if uid == 0 {
+            guard let uidRange, let gidRange else { return rootDefault }
+            return IDMap(
+                uidStart: uidRange.start, gidStart: gidRange.start, count: min(uidRange.count, gidRange.count, 65_536))
+        }
+        guard let uidRange, let gidRange else {
+            throw CoopError(
+                .hostSetup, "user \(name)", cause: "has no subordinate id range in \(subuid) and \(subgid)",
+                fix: "as root, run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(name)")
+        }
+        guard uidRange.count >= 65_536, gidRange.count >= 65_536 else {
+            throw CoopError(
+                .hostSetup, "user \(name)", cause: "has fewer than 65536 subordinate ids",
+                fix: "give it a range of 65536 in \(subuid) and \(subgid)")
+        }
+        return IDMap(uidStart: uidRange.start, gidStart: gidRange.start, count: 65_536)
+    }
+
+    static func range(in file: String, user: String, id: uid_t) throws -> (start: UInt32, count: UInt32)? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":")
+            guard fields.count == 3, fields[0] == user || fields[0] == String(id),
+                let start = UInt32(fields[1]), let count = UInt32(fields[2])
+            else { continue }
+            return (start, count)
+        }
+        return nil
+    }
+
+    /// `lxc.idmap` lines for the container's config.
+    public var lxcConfigLines: [String] {
+        ["lxc.idmap = u 0 \(uidStart) \(count)", "lxc.idmap = g 0 \(gidStart) \(count)"]
+    }
+
+    /// Reads the `lxc.idmap` lines of an LXC config, if it maps container id 0.
+    public init?(lxcConfig: String) {
+        var uid: (UInt32, UInt32)?
+        var gid: (UInt32, UInt32)?
+        for line in lxcConfig.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, parts[0] == "lxc.idmap" else { continue }
+            let fields = parts[1].split(separator: " ")
+            guard fields.count == 4, fields[1] == "0", let start = UInt32(fields[2]), let count = UInt32(fields[3])
+            else { continue }
+            if fields[0] == "u" { uid = (start, count) }
+            if fields[0] == "g" { gid = (start, count) }
+        }
+        guard let uid, let gid else { return nil }
+        self.init(uidStart: uid.0, gidStart: gid.0, count: min(uid.1, gid.1))
+    }
+
+    /// Arguments for newuidmap/newgidmap (without the pid): the range as ids 0…count-1, and the user's
+    /// own id as id `count`, so that root inside may work in the user's own folders.
+    func helperArguments(hostUser: uid_t, hostGroup: gid_t) -> (uid: [String], gid: [String]) {
+        (
+            ["newuidmap", "0", String(uidStart), String(count), String(count), String(hostUser), "1"],
+            ["newgidmap", "0", String(gidStart), String(count), String(count), String(hostGroup), "1"]
+        )
+    }
+}

@@ -1,0 +1,173 @@
+import CArchive
+import CoopSupport
+import Foundation
+
+/// Unpacks a rootfs tar stream safely. Runs in its own single-threaded process (`coop __extract`),
+/// inside the container's user namespace when unprivileged, so it may `chdir` into the rootfs and let
+/// libarchive resolve every path relative to it.
+public struct RootfsExtractor {
+    public let request: ExtractionRequest
+    /// Device nodes and other entries that were not created, as `./path`.
+    public private(set) var skipped: [String] = []
+    public private(set) var entries = 0
+
+    public init(request: ExtractionRequest) { self.request = request }
+
+    /// Reads a tar stream (any compression libarchive knows) from `fd` into the destination.
+    public mutating func extract(from fd: Int32) throws {
+        let destination = request.destination
+        if mkdir(destination, 0o755) != 0 {
+            throw CoopError.system("rootfs folder \(destination)", kind: errno == EEXIST ? .conflict : .io)
+        }
+        if let shift = request.shift {
+            try checkSystemCall(chown(destination, shift.uidStart, shift.gidStart), "chown \(destination)")
+        }
+        try checkSystemCall(chdir(destination), "enter \(destination)")
+
+        guard let reader = archive_read_new(), let writer = archive_write_disk_new() else {
+            throw CoopError(.internal, "libarchive", cause: "out of memory")
+        }
+        defer {
+            archive_read_free(reader)
+            archive_write_free(writer)
+        }
+        archive_read_support_filter_all(reader)
+        archive_read_support_format_all(reader)
+        // No name lookups: ids stay numeric, as the image has them.
+        let flags =
+            ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR
+            | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT
+            | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS
+        archive_write_disk_set_options(writer, flags)
+        guard archive_read_open_fd(reader, fd, 1 << 20) == ARCHIVE_OK else {
+            throw failure(reader, "rootfs archive", kind: .verification)
+        }
+        let excludes = Set(request.excludes.map(Self.normalize))
+        var entry: OpaquePointer?
+        while true {
+            let result = archive_read_next_header(reader, &entry)
+            if result == ARCHIVE_EOF { break }
+            guard result == ARCHIVE_OK || result == ARCHIVE_WARN, let entry else {
+                throw failure(reader, "rootfs archive", kind: .verification)
+            }
+            let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            let path = try Self.checkedPath(name, role: "entry")
+            if path.isEmpty { continue }  // "./" itself: the rootfs folder already exists
+            archive_entry_set_pathname(entry, path)
+            if let link = archive_entry_hardlink(entry) {
+                let target = try Self.checkedPath(String(cString: link), role: "hard link target of '\(name)'")
+                archive_entry_set_hardlink(entry, target)
+            }
+            if coop_ae_is_device(entry) != 0 || excludes.contains(path) {
+                // Device nodes cannot be made in a user namespace and must not be trusted from an image:
+                // the runtime binds the host's few safe ones.
+                skipped.append("./" + path)
+                continue
+            }
+            let uid = archive_entry_uid(entry)
+            let gid = archive_entry_gid(entry)
+            guard uid >= 0, gid >= 0, uid < Int64(request.idCount), gid < Int64(request.idCount) else {
+                throw CoopError(
+                    .unsafeArchive, "archive entry '\(name)'",
+                    cause: "is owned by \(uid):\(gid), outside the container's \(request.idCount) ids",
+                    fix: "use an image whose files belong to ids below \(request.idCount)")
+            }
+            if let shift = request.shift {
+                archive_entry_set_uid(entry, uid + Int64(shift.uidStart))
+                archive_entry_set_gid(entry, gid + Int64(shift.gidStart))
+            }
+            let written = archive_write_header(writer, entry)
+            if written == ARCHIVE_FAILED || written == ARCHIVE_FATAL {
+                let message = archive_error_string(writer).map { String(cString: $0) } ?? "refused"
+                let unsafe = message.contains("symlink") || message.contains("..") || message.contains("bsolute")
+                throw CoopError(
+                    unsafe ? .unsafeArchive : .io, "archive entry '\(name)'", cause: message,
+                    fix: unsafe
+                        ? "the image tries to write outside its rootfs: nothing was kept; do not use this image"
+                        : "check free disk space")
+            }
+            if archive_entry_size(entry) > 0 {
+                try copyData(from: reader, to: writer, name: name)
+            }
+            if archive_write_finish_entry(writer) == ARCHIVE_FATAL {
+                throw failure(writer, "archive entry '\(name)'", kind: .io)
+            }
+            entries += 1
+        }
+        try applyTemplates()
+    }
+
+    private func copyData(from reader: OpaquePointer, to writer: OpaquePointer, name: String) throws {
+        var buffer: UnsafeRawPointer?
+        var size = 0
+        var offset: la_int64_t = 0
+        while true {
+            let result = archive_read_data_block(reader, &buffer, &size, &offset)
+            if result == ARCHIVE_EOF { return }
+            guard result == ARCHIVE_OK || result == ARCHIVE_WARN else {
+                throw failure(reader, "rootfs archive at '\(name)'", kind: .verification)
+            }
+            if archive_write_data_block(writer, buffer, size, offset) < ARCHIVE_OK {
+                throw failure(writer, "archive entry '\(name)'", kind: .io)
+            }
+        }
+    }
+
+    /// An entry's path relative to the rootfs, or an error naming it if it climbs out.
+    static func checkedPath(_ raw: String, role: String) throws -> String {
+        if raw.hasPrefix("/") {
+            throw CoopError(
+                .unsafeArchive, "archive \(role) '\(raw)'", cause: "is an absolute path, outside the rootfs",
+                fix: "the image tries to write outside its rootfs: nothing was kept; do not use this image")
+        }
+        let parts = raw.split(separator: "/").filter { $0 != "." }
+        if parts.contains("..") {
+            throw CoopError(
+                .unsafeArchive, "archive \(role) '\(raw)'", cause: "climbs out of the rootfs with '..'",
+                fix: "the image tries to write outside its rootfs: nothing was kept; do not use this image")
+        }
+        return parts.joined(separator: "/")
+    }
+
+    static func normalize(_ path: String) -> String {
+        path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+    }
+
+    /// Replaces `LXC_NAME` and friends in the files the image names. A template reached through a symlink
+    /// is skipped: it might point out of the rootfs.
+    private func applyTemplates() throws {
+        for template in request.templates {
+            let path = Self.normalize(template)
+            guard !path.isEmpty, !path.split(separator: "/").contains(".."), !Self.crossesSymlink(path) else {
+                continue
+            }
+            guard var text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            for (key, value) in request.templateValues { text = text.replacingOccurrences(of: key, with: value) }
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            let fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
+            if fd < 0 { throw CoopError.system("template \(template)") }
+            defer { close(fd) }
+            let bytes = Array(text.utf8)
+            if write(fd, bytes, bytes.count) != bytes.count { throw CoopError.system("template \(template)") }
+        }
+    }
+
+    static func crossesSymlink(_ path: String) -> Bool {
+        var current = ""
+        for part in path.split(separator: "/") {
+            current += current.isEmpty ? String(part) : "/" + part
+            var info = stat()
+            if lstat(current, &info) != 0 || (info.st_mode & S_IFMT) == S_IFLNK { return true }
+        }
+        return false
+    }
+
+    private func failure(_ archive: OpaquePointer, _ what: String, kind: CoopError.Code) -> CoopError {
+        let message = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
+        let truncated = message.contains("Truncated") || message.contains("truncated")
+        return CoopError(
+            kind, what, cause: message,
+            fix: truncated ? "the archive is truncated: fetch the image again with --flush-cache" : nil)
+    }
+}

@@ -1,0 +1,134 @@
+import CCoopNamespace
+import CoopSupport
+import Foundation
+
+/// The parent's side of an unpack: starts `coop __extract` (in the container's user namespace when
+/// unprivileged) and feeds it a plain tar stream through a pipe.
+public final class RootfsUnpacker: @unchecked Sendable {
+    private let process: SpawnedProcess
+    private var input: Int32
+    private let output: PipeReader
+    private let errors: PipeReader
+
+    /// Starts the extraction child. With `source`, the child reads that file itself and `write` is unused.
+    public init(request: ExtractionRequest, idMap: IDMap, privileged: Bool, source: URL? = nil) throws {
+        let json = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
+        let stdinRead: Int32
+        if let source {
+            stdinRead = open(source.path, O_RDONLY | O_CLOEXEC)
+            if stdinRead < 0 { throw CoopError.system("read \(source.path)") }
+            input = -1
+        } else {
+            let pipe = try Pipe.make()
+            stdinRead = pipe.read
+            input = pipe.write
+        }
+        let stdout = try Pipe.make()
+        let stderr = try Pipe.make()
+        defer {
+            close(stdinRead)
+            close(stdout.write)
+            close(stderr.write)
+        }
+        do {
+            process = try SpawnedProcess(
+                arguments: [CoopPaths.executablePath(), "__extract", json], idMap: privileged ? nil : idMap,
+                input: stdinRead, output: stdout.write, error: stderr.write)
+        } catch {
+            if input >= 0 { close(input) }
+            close(stdout.read)
+            close(stderr.read)
+            throw error
+        }
+        output = PipeReader(fd: stdout.read)
+        errors = PipeReader(fd: stderr.read)
+    }
+
+    deinit { if input >= 0 { close(input) } }
+
+    /// Passes plain tar bytes on to the child; blocks while it is busy (back-pressure for the download).
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let count = Glibc.write(input, bytes.baseAddress! + offset, bytes.count - offset)
+            if count < 0 {
+                if errno == EINTR { continue }
+                // The child stopped reading: its own error says why.
+                let writeError = CoopError.system("unpack")
+                try finish()
+                throw writeError
+            }
+            offset += count
+        }
+    }
+
+    private var finished: Result<[String], CoopError>?
+
+    /// Ends the stream and waits for the child; returns the entries it skipped (device nodes).
+    @discardableResult
+    public func finish() throws -> [String] {
+        if let finished { return try finished.get() }
+        if input >= 0 {
+            close(input)
+            input = -1
+        }
+        let status = process.wait()
+        let text = output.text()
+        let result: Result<[String], CoopError> =
+            status == 0 ? .success(text.split(separator: "\n").map(String.init)) : .failure(childError(status: status))
+        finished = result
+        return try result.get()
+    }
+
+    private func childError(status: Int32? = nil) -> CoopError {
+        let status = status ?? process.wait()
+        let text = errors.text()
+        if let line = text.split(separator: "\n").last,
+            let error = try? JSONDecoder().decode(CoopError.self, from: Data(line.utf8))
+        {
+            return error
+        }
+        return CoopError(
+            .internal, "unpack", cause: "the extraction process ended with status \(status): \(text.suffix(400))")
+    }
+
+    /// Stops the child at once (the download failed or was refused).
+    public func abort() {
+        if input >= 0 {
+            close(input)
+            input = -1
+        }
+        process.kill()
+        process.wait()
+    }
+}
+
+/// Pipes with close-on-exec ends; the spawner's dup2 clears the flag on the child's copy.
+enum Pipe {
+    static func make() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        try checkSystemCall(coop_pipe_cloexec(&fds), "pipe")
+        return (fds[0], fds[1])
+    }
+}
+
+/// Drains a pipe on its own thread so that the child never blocks on a full pipe.
+final class PipeReader: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var data = Data()
+
+    init(fd: Int32) {
+        let thread = Thread { [self] in
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }
+        thread.start()
+    }
+
+    func text() -> String {
+        done.wait()
+        done.signal()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,91 @@
+import CCoopNamespace
+import CoopSupport
+import Foundation
+
+/// A child process, started by the C spawner, optionally inside a user namespace mapped by newuidmap.
+public final class SpawnedProcess: @unchecked Sendable {
+    public let pid: pid_t
+    private var status: Int32?
+
+    /// Starts `arguments` (the first is an absolute path). `idMap` puts the child in a new user namespace
+    /// where it is root over that range. `input`, `output`, `error` become its fds 0, 1, 2.
+    public init(
+        arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
+        idMap: IDMap?, input: Int32 = -1, output: Int32 = -1, error: Int32 = -1
+    ) throws {
+        // All memory is prepared here, before the fork: the child may not allocate.
+        let argv = CStringArray(arguments)
+        let envp = CStringArray(environment.map { "\($0.key)=\($0.value)" })
+        var maps: (uid: CStringArray, gid: CStringArray)?
+        if let idMap {
+            let helpers = idMap.helperArguments(hostUser: getuid(), hostGroup: getgid())
+            maps = (CStringArray(helpers.uid), CStringArray(helpers.gid))
+        }
+        var failure = coop_spawn_failure()
+        let fds: [Int32] = [input, output, error]
+        let pid = fds.withUnsafeBufferPointer { fdBuffer in
+            coop_spawn(
+                arguments[0], argv.pointer, envp.pointer, fdBuffer.baseAddress, maps?.uid.pointer, maps?.gid.pointer,
+                &failure)
+        }
+        if pid < 0 { throw Self.describe(failure, command: arguments[0]) }
+        self.pid = pid
+    }
+
+    static func describe(_ failure: coop_spawn_failure, command: String) -> CoopError {
+        let reason = failure.error_number != 0 ? String(cString: strerror(failure.error_number)) : ""
+        switch failure.stage {
+        case COOP_STAGE_UNSHARE:
+            return CoopError(
+                .hostSetup, "user namespace", cause: "cannot be created: \(reason)",
+                fix: "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+                    + "user.max_user_namespaces > 0)")
+        case COOP_STAGE_UIDMAP, COOP_STAGE_GIDMAP:
+            let helper = failure.stage == COOP_STAGE_UIDMAP ? "newuidmap" : "newgidmap"
+            return CoopError(
+                .hostSetup, helper,
+                cause: failure.helper_status != 0
+                    ? "refused the id map (exit status \(failure.helper_status >> 8))" : "cannot run: \(reason)",
+                fix: "install the uidmap package and give this user a range in /etc/subuid and /etc/subgid; "
+                    + "'coop check' tells what is missing")
+        case COOP_STAGE_EXEC:
+            return CoopError(.internal, "start of \(command)", cause: "exec failed: \(reason)")
+        default:
+            return CoopError(
+                .internal, "start of \(command)", cause: "stage \(failure.stage.rawValue) failed: \(reason)")
+        }
+    }
+
+    /// Waits for the child; returns its exit status, or 128 + the signal that ended it.
+    @discardableResult
+    public func wait() -> Int32 {
+        if let status { return status }
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        let result = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        status = result
+        return result
+    }
+
+    public func kill(_ signal: Int32 = SIGKILL) {
+        if status == nil { Glibc.kill(pid, signal) }
+    }
+}
+
+/// A NULL-terminated `char *[]` that lives as long as this object.
+final class CStringArray {
+    let pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let count: Int
+
+    init(_ strings: [String]) {
+        count = strings.count
+        pointer = .allocate(capacity: strings.count + 1)
+        for (index, string) in strings.enumerated() { pointer[index] = strdup(string) }
+        pointer[strings.count] = nil
+    }
+
+    deinit {
+        for index in 0..<count { free(pointer[index]) }
+        pointer.deallocate()
+    }
+}

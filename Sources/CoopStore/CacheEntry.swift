@@ -1,0 +1,49 @@
+import CoopIndex
+import CoopRootfs
+import Foundation
+
+/// One verified build in the image cache, as its `image.json` describes it.
+public struct CacheEntry: Codable, Sendable {
+    public struct FileRecord: Codable, Sendable, Equatable {
+        public var sha256: String
+        public var size: Int64
+    }
+
+    public var remote: String
+    public var imageProtocol: Remote.ImageProtocol
+    public var distro: String
+    public var release: String
+    public var arch: String
+    public var variant: String
+    public var build: String
+    /// When coop fetched (or last confirmed) the build, epoch seconds.
+    public var fetchedAt: Int
+    /// Until when the build is used without asking the remote; nil: always current.
+    public var expiry: Int?
+    /// How long a confirmation keeps the build current: the image's own expiry window.
+    public var validity: Int?
+    public var files: [String: FileRecord]
+    public var meta: MetaArchive
+    /// Fingerprint of the key the signatures verified against; nil when fetched with --no-verify.
+    public var verifiedBy: String?
+
+    /// The entry's folder; not stored, set when read.
+    public var folder: URL = URL(fileURLWithPath: "/")
+
+    enum CodingKeys: String, CodingKey {
+        case remote, imageProtocol = "protocol", distro, release, arch, variant, build, fetchedAt, expiry, validity
+        case files, meta, verifiedBy
+    }
+
+    public var reference: ImageReference {
+        ImageReference(remote: remote, distro: distro, release: release, arch: arch, variant: variant)
+    }
+
+    public func isFresh(now: Int = Int(Date().timeIntervalSince1970)) -> Bool {
+        expiry.map { now < $0 } ?? true
+    }
+
+    public var rootfsArchive: URL { folder.appendingPathComponent("rootfs.tar.xz") }
+    /// The decoded rootfs kept beside the archive so that later creates skip the xz pass.
+    public var decodedRootfs: URL { folder.appendingPathComponent("rootfs.tar") }
+}

@@ -1,0 +1,126 @@
+import CoopIndex
+import CoopSupport
+import Foundation
+
+/// The offline image cache: `REMOTE/DISTRO/RELEASE/ARCH/VARIANT/BUILD/` folders, each complete and
+/// verified, entered only by an atomic rename. Work in progress lives in `.partial/` (resumable) and
+/// per-image locks in `.locks/`.
+public final class ImageStore: Sendable {
+    public let root: URL
+
+    public init(root: URL) { self.root = root }
+
+    static let metadataName = "image.json"
+
+    func productFolder(_ reference: ImageReference, remote: String) -> URL {
+        root.appendingPathComponent(remote).appendingPathComponent(reference.distro)
+            .appendingPathComponent(reference.release).appendingPathComponent(reference.arch)
+            .appendingPathComponent(reference.variant)
+    }
+
+    func folder(_ reference: ImageReference, remote: String, build: String) -> URL {
+        productFolder(reference, remote: remote).appendingPathComponent(build)
+    }
+
+    /// Where an interrupted download of this build waits to be resumed.
+    func partialFolder(_ reference: ImageReference, remote: String, build: String) -> URL {
+        root.appendingPathComponent(".partial").appendingPathComponent(
+            [remote, reference.distro, reference.release, reference.arch, reference.variant, build].joined(
+                separator: "_"))
+    }
+
+    /// Serialises work on one image across processes: two fetches of it download it once.
+    func lock(_ reference: ImageReference, remote: String) throws -> FileLock {
+        let name = [remote, reference.distro, reference.release, reference.arch, reference.variant].joined(
+            separator: "_")
+        return try FileLock(path: root.appendingPathComponent(".locks/\(name).lock")) {
+            Console.status("waiting for another coop working on \(reference)")
+        }
+    }
+
+    /// Every complete entry, newest build first within each image.
+    public func entries() -> [CacheEntry] {
+        var result: [CacheEntry] = []
+        let manager = FileManager.default
+        func children(_ url: URL) -> [URL] {
+            ((try? manager.contentsOfDirectory(atPath: url.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted().map {
+                url.appendingPathComponent($0)
+            }
+        }
+        for remote in children(root) {
+            for distro in children(remote) {
+                for release in children(distro) {
+                    for arch in children(release) {
+                        for variant in children(arch) {
+                            for build in children(variant).reversed() {
+                                if let entry = read(build) { result.append(entry) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    func read(_ folder: URL) -> CacheEntry? {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent(Self.metadataName)),
+            var entry = try? JSONDecoder().decode(CacheEntry.self, from: data)
+        else { return nil }
+        entry.folder = folder
+        return entry
+    }
+
+    /// The newest cached build of an image from `remote`.
+    public func newest(_ reference: ImageReference, remote: String) -> CacheEntry? {
+        let product = productFolder(reference, remote: remote)
+        let builds = ((try? FileManager.default.contentsOfDirectory(atPath: product.path)) ?? []).filter {
+            !$0.hasPrefix(".")
+        }
+        for build in builds.sorted(by: >) {
+            if let entry = read(product.appendingPathComponent(build)) { return entry }
+        }
+        return nil
+    }
+
+    static func encode(_ entry: CacheEntry) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(entry)
+    }
+
+    /// Rewrites an entry's `image.json` in place (atomically), e.g. to refresh its expiry.
+    func update(_ entry: CacheEntry) throws {
+        try FileSystem.writeAtomically(
+            try Self.encode(entry), to: entry.folder.appendingPathComponent(Self.metadataName))
+    }
+
+    /// Moves a finished, verified folder into place as the entry; replaces an older copy of the same build.
+    func commit(_ staged: URL, as entry: CacheEntry) throws -> CacheEntry {
+        try FileSystem.writeAtomically(try Self.encode(entry), to: staged.appendingPathComponent(Self.metadataName))
+        let destination = folder(entry.reference, remote: entry.remote, build: entry.build)
+        try FileSystem.createDirectory(destination.deletingLastPathComponent())
+        var replaced: URL?
+        if FileSystem.exists(destination) {
+            let trash = FileSystem.stagingURL(for: destination, tag: "old")
+            try checkSystemCall(rename(destination.path, trash.path), "replace \(destination.path)")
+            replaced = trash
+        }
+        if rename(staged.path, destination.path) != 0 {
+            let error = CoopError.system("commit \(destination.path)")
+            if let replaced { rename(replaced.path, destination.path) }
+            throw error
+        }
+        FileSystem.syncDirectory(destination.deletingLastPathComponent())
+        if let replaced { try? FileManager.default.removeItem(at: replaced) }
+        var committed = entry
+        committed.folder = destination
+        return committed
+    }
+
+    public func remove(_ entry: CacheEntry) throws {
+        let trash = FileSystem.stagingURL(for: entry.folder, tag: "removing")
+        try checkSystemCall(rename(entry.folder.path, trash.path), "remove \(entry.folder.path)")
+        try FileManager.default.removeItem(at: trash)
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+/// An error a user can act on: what failed, why, and what to do about it.
+///
+/// Every module throws this one type, so the CLI prints them all the same way and maps each `Code` to a
+/// stable exit status (documented in docs/errors.md).
+public struct CoopError: Error, CustomStringConvertible, Sendable, Codable {
+    /// Stable kinds of failure. Their raw values are the exit statuses of `coop`.
+    public enum Code: Int32, Sendable, Codable {
+        case usage = 2
+        case notFound = 3
+        case network = 4
+        case verification = 5
+        case unsafeArchive = 6
+        case conflict = 7
+        case hostSetup = 8
+        case io = 9
+        case `internal` = 10
+    }
+
+    public var code: Code
+    /// What failed, naming the thing: "signature of rootfs.tar.xz".
+    public var what: String
+    /// Why it failed, including the C library's own message where there is one.
+    public var cause: String
+    /// What the user can do.
+    public var fix: String?
+
+    public init(_ code: Code, _ what: String, cause: String, fix: String? = nil) {
+        self.code = code
+        self.what = what
+        self.cause = cause
+        self.fix = fix
+    }
+
+    public var description: String {
+        var text = "\(what): \(cause)"
+        if let fix { text += "\n  fix: \(fix)" }
+        return text
+    }
+
+    /// An error from a failed system call, with errno's text.
+    public static func system(
+        _ what: String, errno code: Int32 = errno, fix: String? = nil, kind: Code = .io
+    ) -> CoopError {
+        CoopError(kind, what, cause: String(cString: strerror(code)) + " (errno \(code))", fix: fix)
+    }
+}
+
+/// Checks a C return code: below zero is a failure described by errno.
+@discardableResult
+public func checkSystemCall(_ result: Int32, _ what: @autoclosure () -> String) throws -> Int32 {
+    if result < 0 { throw CoopError.system(what()) }
+    return result
+}

@@ -1,0 +1,82 @@
+import Foundation
+
+/// Where coop keeps its data, decided once from the environment, the user and the checkout.
+public struct CoopPaths: Sendable {
+    /// Folder with `images.index` and `keys/`: the checkout, or the installed data folder.
+    public var dataDirectory: URL
+    public var cacheDirectory: URL
+    public var containersDirectory: URL
+    /// The user's own config folder (`~/.config/coop`), for a personal `images.index`.
+    public var configDirectory: URL
+
+    public init(dataDirectory: URL, cacheDirectory: URL, containersDirectory: URL, configDirectory: URL) {
+        self.dataDirectory = dataDirectory
+        self.cacheDirectory = cacheDirectory
+        self.containersDirectory = containersDirectory
+        self.configDirectory = configDirectory
+    }
+
+    /// The paths for this process, following the rules in docs/cache.md.
+    public static func current(environment: [String: String] = ProcessInfo.processInfo.environment) -> CoopPaths {
+        let isRoot = getuid() == 0
+        let home = URL(fileURLWithPath: environment["HOME"] ?? NSHomeDirectory())
+        let checkout = findCheckout()
+        // Installed layout: PREFIX/bin/coop beside PREFIX/share/coop.
+        let installed = URL(fileURLWithPath: executablePath()).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("share/coop")
+        let data =
+            environment["COOP_DATA"].map { URL(fileURLWithPath: $0) } ?? checkout
+            ?? (FileManager.default.fileExists(atPath: installed.appendingPathComponent("images.index").path)
+                ? installed : URL(fileURLWithPath: "/usr/share/coop"))
+
+        let cache: URL
+        if let explicit = environment["COOP_CACHE"] {
+            cache = URL(fileURLWithPath: explicit)
+        } else if let checkout, FileManager.default.isWritableFile(atPath: checkout.path) {
+            cache = checkout.appendingPathComponent("cache")
+        } else if isRoot {
+            cache = URL(fileURLWithPath: "/var/cache/coop")
+        } else {
+            let base =
+                environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent(".cache")
+            cache = base.appendingPathComponent("coop")
+        }
+
+        let containers: URL
+        if let explicit = environment["COOP_CONTAINERS"] {
+            containers = URL(fileURLWithPath: explicit)
+        } else if isRoot {
+            containers = URL(fileURLWithPath: "/var/lib/coop/containers")
+        } else {
+            let base =
+                environment["XDG_DATA_HOME"].map { URL(fileURLWithPath: $0) }
+                ?? home.appendingPathComponent(".local/share")
+            containers = base.appendingPathComponent("coop/containers")
+        }
+        let config =
+            (environment["XDG_CONFIG_HOME"].map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent(".config"))
+            .appendingPathComponent("coop")
+        return CoopPaths(
+            dataDirectory: data, cacheDirectory: cache, containersDirectory: containers, configDirectory: config)
+    }
+
+    /// The checkout this binary was built in: the nearest folder above the executable that holds both
+    /// `Package.swift` and `images.index`.
+    static func findCheckout() -> URL? {
+        var folder = URL(fileURLWithPath: executablePath()).deletingLastPathComponent()
+        while folder.path != "/" {
+            let manifest = folder.appendingPathComponent("Package.swift").path
+            let index = folder.appendingPathComponent("images.index").path
+            if FileManager.default.fileExists(atPath: manifest), FileManager.default.fileExists(atPath: index) {
+                return folder
+            }
+            folder.deleteLastPathComponent()
+        }
+        return nil
+    }
+
+    /// The running binary, resolved through /proc so that a symlink or PATH lookup does not matter.
+    public static func executablePath() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// File operations that must never leave a half-written file behind.
+public enum FileSystem {
+    /// Writes `data` to a temporary file beside `url`, flushes it and renames it into place.
+    public static func writeAtomically(_ data: Data, to url: URL, mode: mode_t = 0o644) throws {
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        if fd < 0 { throw CoopError.system("write \(url.path)") }
+        defer { close(fd) }
+        try data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    let error = CoopError.system(
+                        "write \(url.path)", fix: errno == ENOSPC ? "free some disk space and try again" : nil)
+                    unlink(temporary.path)
+                    throw error
+                }
+                offset += written
+            }
+        }
+        if fsync(fd) != 0 || rename(temporary.path, url.path) != 0 {
+            let error = CoopError.system("write \(url.path)")
+            unlink(temporary.path)
+            throw error
+        }
+    }
+
+    public static func writeAtomically(_ text: String, to url: URL, mode: mode_t = 0o644) throws {
+        try writeAtomically(Data(text.utf8), to: url, mode: mode)
+    }
+
+    /// Flushes a folder's entries (after a rename into it), so that a crash keeps the rename.
+    public static func syncDirectory(_ url: URL) {
+        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    public static func exists(_ url: URL) -> Bool {
+        var info = stat()
+        return lstat(url.path, &info) == 0
+    }
+
+    public static func createDirectory(_ url: URL, mode: Int = 0o755) throws {
+        do {
+            try FileManager.default.createDirectory(
+                at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
+        } catch {
+            throw CoopError(
+                .io, "folder \(url.path)", cause: "cannot be created: \(error.localizedDescription)",
+                fix: "check the permissions of its parent folders")
+        }
+    }
+
+    /// A fresh, empty folder name next to `url` for staging work that is renamed into place later.
+    public static func stagingURL(for url: URL, tag: String = "tmp") -> URL {
+        url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    }
+}
