@@ -42,7 +42,7 @@ public final class ContainerStore: Sendable {
 
     /// Serialises create and destroy of one name across processes.
     func lock(_ name: String) throws -> FileLock {
-        try FileLock(path: root.appendingPathComponent(".\(name).lock"))
+        try FileLock(path: root.appendingPathComponent(".locks/\(name).lock"))
     }
 
     public func destroy(_ name: String) throws {

@@ -8,7 +8,8 @@ import Foundation
 /// what coop trusts; that home's `gpg.conf` says `no-autostart`, so no gpg-agent outlives coop.
 public final class SignatureVerifier {
     private let context: OpaquePointer
-    private let home: URL
+    /// The private GnuPG home, removed when the verifier goes away.
+    public let home: URL
     /// How the key is named in errors: `keys/linuxcontainers.asc (fingerprint E7FB…E216)`.
     public let keyDescription: String
     private let pinned: String?

@@ -14,6 +14,7 @@
 #   /         200 "coop fixture server"
 #   /err500/  500 for every path
 #   /stall/   the "good" site, but rootfs.tar.xz stalls after 16 KiB (1 byte/s)
+#   /slow/    the "good" site, with rootfs.tar.xz at 4 MB/s
 # nginx stops by itself after 3 hours if stop is never called.
 set -euo pipefail
 
@@ -154,6 +155,15 @@ http {
         # Small files arrive at once; for rootfs.tar.xz the status line,
         # headers and the first 16 KiB do too, then 1 byte/s: a client has
         # to notice a transfer that stalls in the middle of the body.
+        # The good site with rootfs.tar.xz at 4 MB/s: slow enough to kill a
+        # download halfway or to race two of them.
+        location /slow/ {
+            alias "$www/good/";
+            location ~ /rootfs\.tar\.xz\$ {
+                limit_rate 4m;
+            }
+        }
+
         location /stall/ {
             alias "$www/good/";
             location ~ /rootfs\.tar\.xz\$ {

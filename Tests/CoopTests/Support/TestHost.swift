@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// What the end-to-end tests need from the machine, and whether it is there.
+///
+/// `make test` (and so CI) prepares all of it: the fixtures, a running nginx, an ordinary user with a
+/// subuid range. Under CI a missing piece fails the tests that need it instead of skipping them.
+enum TestHost {
+    enum Need {
+        case root, fixtures, server, ordinaryUser
+    }
+
+    static let environment = ProcessInfo.processInfo.environment
+    static let inCI = environment["CI"] == "true"
+    static let fixtures = URL(fileURLWithPath: environment["COOP_FIXTURES"] ?? "/var/tmp/coop-fixtures")
+    static let serverState = environment["COOP_SERVER_STATE"].map { URL(fileURLWithPath: $0) }
+    static let userName = environment["COOP_TEST_USER"] ?? "coop-test"
+
+    static func has(_ need: Need) -> Bool {
+        switch need {
+        case .root: return getuid() == 0
+        case .fixtures: return FileManager.default.fileExists(atPath: fixtures.appendingPathComponent(".complete").path)
+        case .server: return serverPorts != nil
+        case .ordinaryUser: return getuid() == 0 && getpwnam(userName) != nil
+        }
+    }
+
+    /// For `.enabled(if:)`: true when the needs are met, and always under CI, where a gap is a failure.
+    static func ready(_ needs: Need...) -> Bool {
+        inCI || needs.allSatisfy(has)
+    }
+
+    static var serverPorts: (http: Int, https: Int)? {
+        guard let serverState,
+            let text = try? String(contentsOf: serverState.appendingPathComponent("ports"), encoding: .utf8)
+        else { return nil }
+        var values: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=")
+            if parts.count == 2, let value = Int(parts[1]) { values[String(parts[0])] = value }
+        }
+        guard let http = values["HTTP_PORT"], let https = values["HTTPS_PORT"] else { return nil }
+        return (http, https)
+    }
+
+    static func server() throws -> (http: Int, https: Int, ca: URL, state: URL) {
+        let ports = try #require(serverPorts, "no fixture server: run the tests with 'make test'")
+        let state = try #require(serverState)
+        return (ports.http, ports.https, state.appendingPathComponent("tls/ca.pem"), state)
+    }
+
+    static var signerFingerprint: String {
+        (try? String(contentsOf: fixtures.appendingPathComponent("keys/signer.fpr"), encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+
+    static var signerKey: URL { fixtures.appendingPathComponent("keys/signer.asc") }
+    static var wrongKey: URL { fixtures.appendingPathComponent("keys/wrong.asc") }
+
+    /// The user's uid, gid and first subordinate uid.
+    static func user() throws -> (uid: uid_t, gid: gid_t, subuid: UInt32) {
+        let entry = try #require(getpwnam(userName), "no user \(userName): run the tests with 'make test'")
+        let uid = entry.pointee.pw_uid
+        let text = try String(contentsOfFile: "/etc/subuid", encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("\(userName):") })
+        let start = try #require(UInt32(line.split(separator: ":")[1]))
+        return (uid, entry.pointee.pw_gid, start)
+    }
+
+    /// The repository this test target was built from.
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The coop binary, copied once to a folder every user can read (the checkout may be private).
+    static let binary: URL = {
+        let built = repository.appendingPathComponent(".build/debug/coop")
+        let folder = URL(fileURLWithPath: "/tmp/coop-tests-bin-\(getpid())")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        chmod(folder.path, 0o755)
+        let copy = folder.appendingPathComponent("coop")
+        try? FileManager.default.removeItem(at: copy)
+        try? FileManager.default.copyItem(at: built, to: copy)
+        chmod(copy.path, 0o755)
+        return copy
+    }()
+}

@@ -1,0 +1,102 @@
+import CoopRootfs
+import CoopSupport
+import CoopTrust
+import Foundation
+import Testing
+
+@Suite("Signatures, checksums and id ranges")
+struct TrustTests {
+    static let build = TestHost.fixtures.appendingPathComponent("www/good/images/busybox/1.36/amd64/default/20251129_00:00")
+
+    @Test("A good detached signature from the pinned key verifies", .enabled(if: TestHost.ready(.fixtures)))
+    func goodSignature() throws {
+        let verifier = try SignatureVerifier(keyring: TestHost.signerKey, fingerprint: TestHost.signerFingerprint)
+        try verifier.verify(
+            file: Self.build.appendingPathComponent("rootfs.tar.xz"),
+            signature: Self.build.appendingPathComponent("rootfs.tar.xz.asc"), name: "rootfs.tar.xz")
+    }
+
+    @Test("Changed data does not verify, and the error names file, key and fix", .enabled(if: TestHost.ready(.fixtures)))
+    func tamperedData() throws {
+        let verifier = try SignatureVerifier(keyring: TestHost.signerKey, fingerprint: TestHost.signerFingerprint)
+        let signature = try Data(contentsOf: Self.build.appendingPathComponent("meta.tar.xz.asc"))
+        var data = try Data(contentsOf: Self.build.appendingPathComponent("meta.tar.xz"))
+        data[data.count / 2] ^= 0xff
+        let error = #expect(throws: CoopError.self) {
+            try verifier.verify(data: data, signature: signature, name: "meta.tar.xz")
+        }
+        #expect(error?.code == .verification)
+        #expect(error?.what == "signature of meta.tar.xz")
+        #expect(error?.cause.contains("signer.asc") == true)
+        #expect(error?.fix != nil)
+    }
+
+    @Test("A signature by another key does not verify", .enabled(if: TestHost.ready(.fixtures)))
+    func wrongKey() throws {
+        let verifier = try SignatureVerifier(keyring: TestHost.signerKey, fingerprint: TestHost.signerFingerprint)
+        let wrong = TestHost.fixtures.appendingPathComponent("www/wrongkey/images/busybox/1.36/amd64/default/20251129_00:00")
+        #expect(throws: CoopError.self) {
+            try verifier.verify(
+                file: wrong.appendingPathComponent("rootfs.tar.xz"),
+                signature: wrong.appendingPathComponent("rootfs.tar.xz.asc"), name: "rootfs.tar.xz")
+        }
+    }
+
+    @Test("A key file that does not hold the pinned fingerprint is refused", .enabled(if: TestHost.ready(.fixtures)))
+    func keyNotPinned() throws {
+        let error = #expect(throws: CoopError.self) {
+            _ = try SignatureVerifier(keyring: TestHost.wrongKey, fingerprint: TestHost.signerFingerprint)
+        }
+        #expect(error?.cause.contains("pinned") == true)
+    }
+
+    @Test("Verifying leaves no gpg-agent and no private GnuPG home behind", .enabled(if: TestHost.ready(.fixtures)))
+    func noAgentLeft() throws {
+        var home = URL(fileURLWithPath: "/")
+        do {
+            let verifier = try SignatureVerifier(keyring: TestHost.signerKey, fingerprint: TestHost.signerFingerprint)
+            try verifier.verify(
+                file: Self.build.appendingPathComponent("meta.tar.xz"),
+                signature: Self.build.appendingPathComponent("meta.tar.xz.asc"), name: "meta.tar.xz")
+            home = verifier.home
+            #expect(FileManager.default.fileExists(atPath: home.appendingPathComponent("gpg.conf").path))
+        }
+        #expect(!FileManager.default.fileExists(atPath: home.path))
+        for process in try FileManager.default.contentsOfDirectory(atPath: "/proc") where Int(process) != nil {
+            let command = (try? String(contentsOfFile: "/proc/\(process)/cmdline", encoding: .utf8)) ?? ""
+            #expect(!command.contains(home.path))
+        }
+    }
+
+    @Test("SHA256SUMS is checked for the files it names")
+    func checksumList() throws {
+        let list = ChecksumList(text: "abc  rootfs.tar.xz\ndef *meta.tar.xz\n")
+        try list.check(name: "rootfs.tar.xz", sha256: "abc")
+        try list.check(name: "other", sha256: "zzz")
+        #expect(throws: CoopError.self) { try list.check(name: "meta.tar.xz", sha256: "abc") }
+    }
+
+    @Test("sha256 of a known text")
+    func sha256() throws {
+        let file = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("coop-sha-\(UUID())")
+        try Data("abc".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(
+            try SHA256Hasher.hash(files: [file]) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test("Subordinate id ranges are read by user name, and lxc.idmap lines round-trip")
+    func idRanges() throws {
+        let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("coop-ids-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let name = String(cString: getpwuid(getuid())!.pointee.pw_name)
+        try "other:1:2\n\(name):200000:65536\n".write(to: folder.appendingPathComponent("subuid"), atomically: true, encoding: .utf8)
+        try "\(name):300000:65536\n".write(to: folder.appendingPathComponent("subgid"), atomically: true, encoding: .utf8)
+        let map = try IDMap.forCurrentUser(
+            subuid: folder.appendingPathComponent("subuid").path, subgid: folder.appendingPathComponent("subgid").path)
+        #expect(map == IDMap(uidStart: 200_000, gidStart: 300_000, count: 65_536))
+        #expect(map.lxcConfigLines == ["lxc.idmap = u 0 200000 65536", "lxc.idmap = g 0 300000 65536"])
+        #expect(IDMap(lxcConfig: map.lxcConfigLines.joined(separator: "\n")) == map)
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: prepares what the end-to-end tests need (the ordinary user, the image fixtures,
+# a loopback nginx), runs `swift test`, and stops the server again.
+set -euo pipefail
+fixtures=${1:?fixtures folder}
+user=${2:-coop-test}
+cd "$(dirname "$0")/.."
+
+state=$(mktemp -d /tmp/coop-server.XXXXXX)
+chmod 0755 "$state"
+stop_server() {
+    Tests/Fixtures/serve.sh stop "$state" >/dev/null 2>&1 || true
+    rm -rf "$state"
+}
+trap stop_server EXIT
+
+if [ "$(id -u)" = 0 ]; then
+    Tests/Fixtures/make-test-user.sh "$user" >/dev/null
+    Tests/Fixtures/serve.sh start "$fixtures/www" "$state" >/dev/null
+else
+    echo "not root: tests that need root, the test user or the image server are skipped" >&2
+fi
+export COOP_FIXTURES=$fixtures COOP_SERVER_STATE=$state COOP_TEST_USER=$user
+swift test
