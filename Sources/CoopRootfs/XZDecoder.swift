@@ -60,12 +60,13 @@ public final class XZDecoder: @unchecked Sendable {
         case LZMA_OK, LZMA_STREAM_END: return result
         case LZMA_BUF_ERROR where action == LZMA_FINISH:
             throw CoopError(
-                .verification, "rootfs.tar.xz", cause: "the xz stream ends early: the file is truncated",
-                fix: "fetch the image again with --flush-cache")
+                .verification, "rootfs.tar.xz", cause: "the xz stream ends early",
+                fix: "the file was truncated or tampered with: nothing was kept; fetch it again (--flush-cache)")
         default:
             throw CoopError(
-                .verification, "rootfs.tar.xz", cause: "is not a valid xz stream (liblzma error \(result.rawValue))",
-                fix: "fetch the image again with --flush-cache")
+                .verification, "rootfs.tar.xz",
+                cause: "is corrupt: not a valid xz stream (liblzma error \(result.rawValue))",
+                fix: "the file was truncated or tampered with: nothing was kept; fetch it again (--flush-cache)")
         }
     }
 }

@@ -65,7 +65,8 @@ public struct CacheArchive {
         defer { try? FileManager.default.removeItem(at: staging) }
         let folders = try unpack(file, into: staging)
         var imported: [CacheEntry] = []
-        for folder in folders.sorted(by: { $0.path < $1.path }) {
+        for path in folders.sorted() {
+            let folder = URL(fileURLWithPath: path)
             guard var entry = store.read(folder) else {
                 throw CoopError(
                     .verification, "import \(file.lastPathComponent)", cause: "an entry has no valid image.json")
@@ -104,7 +105,7 @@ public struct CacheArchive {
 
     /// Writes the archive's regular files, each at `remote/distro/release/arch/variant/build/name`;
     /// anything else (links, devices, other depths, `..`) is refused.
-    private func unpack(_ file: URL, into staging: URL) throws -> Set<URL> {
+    private func unpack(_ file: URL, into staging: URL) throws -> Set<String> {
         guard let reader = archive_read_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
         defer { archive_read_free(reader) }
         archive_read_support_format_all(reader)
@@ -112,7 +113,7 @@ public struct CacheArchive {
         guard archive_read_open_filename(reader, file.path, 1 << 20) == ARCHIVE_OK else {
             throw failure(reader, "import file \(file.path)")
         }
-        var folders = Set<URL>()
+        var folders = Set<String>()
         var entry: OpaquePointer?
         while true {
             let result = archive_read_next_header(reader, &entry)
@@ -134,7 +135,7 @@ public struct CacheArchive {
             if fd < 0 { throw CoopError.system("import \(target.path)") }
             defer { close(fd) }
             guard archive_read_data_into_fd(reader, fd) == ARCHIVE_OK else { throw failure(reader, name) }
-            folders.insert(folder)
+            folders.insert(folder.path)
         }
         return folders
     }

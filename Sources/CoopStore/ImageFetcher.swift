@@ -88,6 +88,7 @@ public final class ImageFetcher: @unchecked Sendable {
             // A refused or failed download leaves the cache as it was. (A killed one leaves .partial/,
             // which the next fetch resumes.)
             try? FileManager.default.removeItem(at: staging)
+            rmdir(staging.deletingLastPathComponent().path)  // .partial/ too, when nothing else waits there
             throw error
         }
     }

@@ -123,7 +123,7 @@ public final class SignatureVerifier {
     private func verify(signature: gpgme_data_t?, signed: gpgme_data_t?, name: String) throws {
         let failure = CoopError(
             .verification, "signature of \(name)", cause: "does not verify against \(keyDescription)",
-            fix: "the download was tampered with or signed by another key: nothing was kept; "
+            fix: "the download was truncated or tampered with, or signed by another key: nothing was kept; "
                 + "try again, and report it to the remote's operator if it persists")
         guard gpgme_op_verify(context, signature, signed, nil) == 0, let result = gpgme_op_verify_result(context)
         else { throw failure }

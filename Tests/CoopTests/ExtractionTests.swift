@@ -9,7 +9,8 @@ struct ExtractionTests {
     static let malicious = TestHost.fixtures.appendingPathComponent("malicious")
 
     /// Runs `coop __extract` on an archive into a fresh folder; returns the result and the folder.
-    func extract(_ archive: String, in sandbox: Sandbox, shift: IDMap? = IDMap.rootDefault) throws -> (CoopResult, URL) {
+    func extract(_ archive: String, in sandbox: Sandbox, shift: IDMap? = IDMap.rootDefault) throws -> (CoopResult, URL)
+    {
         let rootfs = sandbox.root.appendingPathComponent("rootfs")
         let request = ExtractionRequest(destination: rootfs.path, shift: shift, idCount: 65_536)
         let json = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
@@ -71,7 +72,9 @@ struct ExtractionTests {
         #expect(FileManager.default.fileExists(atPath: rootfs.appendingPathComponent("etc/ok").path))
     }
 
-    @Test("As root, ownership is shifted into the range: 0 becomes 100000", .enabled(if: TestHost.ready(.root, .fixtures)))
+    @Test(
+        "As root, ownership is shifted into the range: 0 becomes 100000", .enabled(if: TestHost.ready(.root, .fixtures))
+    )
     func shiftsOwnership() throws {
         let sandbox = try Sandbox(asUser: false)
         let (result, rootfs) = try extract("device.tar", in: sandbox)

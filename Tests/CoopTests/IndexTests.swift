@@ -19,7 +19,9 @@ struct IndexTests {
         #expect(remotes[0].fingerprint == "E7FB0CAEC8173D669066514CBAEFF88C22F6E216")
         #expect(remotes[1].imageProtocol == .simplestreams)
         #expect(remotes[1].fingerprint == nil)
-        #expect(remotes[0].address(of: "/meta/1.0/index-system") == "https://images.linuxcontainers.org/meta/1.0/index-system")
+        #expect(
+            remotes[0].address(of: "/meta/1.0/index-system")
+                == "https://images.linuxcontainers.org/meta/1.0/index-system")
     }
 
     @Test(
@@ -86,7 +88,8 @@ struct IndexTests {
 
     @Test("Simplestreams products give builds with sha256, size and the combined fingerprint")
     func simplestreams() throws {
-        let index = #"{"format":"index:1.0","index":{"images":{"datatype":"image-downloads","path":"streams/v1/images.json"}}}"#
+        let index =
+            #"{"format":"index:1.0","index":{"images":{"datatype":"image-downloads","path":"streams/v1/images.json"}}}"#
         #expect(try Simplestreams.productsPath(fromIndex: Data(index.utf8), source: "i") == "streams/v1/images.json")
         let products = #"""
             {"format":"products:1.0","products":{"debian:bookworm:amd64:default":{"arch":"amd64","versions":{
@@ -121,7 +124,9 @@ struct IndexTests {
         #expect(reference.variant == variant)
     }
 
-    @Test("A reference that could climb out of the cache folder is refused", arguments: ["debian", "debian/..", "a/b/c/d/e", "../x"])
+    @Test(
+        "A reference that could climb out of the cache folder is refused",
+        arguments: ["debian", "debian/..", "a/b/c/d/e", "../x"])
     func refusesReference(text: String) {
         #expect(throws: CoopError.self) { try ImageReference(parsing: text) }
     }

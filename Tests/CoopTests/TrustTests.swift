@@ -6,7 +6,8 @@ import Testing
 
 @Suite("Signatures, checksums and id ranges")
 struct TrustTests {
-    static let build = TestHost.fixtures.appendingPathComponent("www/good/images/busybox/1.36/amd64/default/20251129_00:00")
+    static let build = TestHost.fixtures.appendingPathComponent(
+        "www/good/images/busybox/1.36/amd64/default/20251129_00:00")
 
     @Test("A good detached signature from the pinned key verifies", .enabled(if: TestHost.ready(.fixtures)))
     func goodSignature() throws {
@@ -16,7 +17,8 @@ struct TrustTests {
             signature: Self.build.appendingPathComponent("rootfs.tar.xz.asc"), name: "rootfs.tar.xz")
     }
 
-    @Test("Changed data does not verify, and the error names file, key and fix", .enabled(if: TestHost.ready(.fixtures)))
+    @Test(
+        "Changed data does not verify, and the error names file, key and fix", .enabled(if: TestHost.ready(.fixtures)))
     func tamperedData() throws {
         let verifier = try SignatureVerifier(keyring: TestHost.signerKey, fingerprint: TestHost.signerFingerprint)
         let signature = try Data(contentsOf: Self.build.appendingPathComponent("meta.tar.xz.asc"))
@@ -34,7 +36,8 @@ struct TrustTests {
     @Test("A signature by another key does not verify", .enabled(if: TestHost.ready(.fixtures)))
     func wrongKey() throws {
         let verifier = try SignatureVerifier(keyring: TestHost.signerKey, fingerprint: TestHost.signerFingerprint)
-        let wrong = TestHost.fixtures.appendingPathComponent("www/wrongkey/images/busybox/1.36/amd64/default/20251129_00:00")
+        let wrong = TestHost.fixtures.appendingPathComponent(
+            "www/wrongkey/images/busybox/1.36/amd64/default/20251129_00:00")
         #expect(throws: CoopError.self) {
             try verifier.verify(
                 file: wrong.appendingPathComponent("rootfs.tar.xz"),
@@ -91,8 +94,10 @@ struct TrustTests {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let name = String(cString: getpwuid(getuid())!.pointee.pw_name)
-        try "other:1:2\n\(name):200000:65536\n".write(to: folder.appendingPathComponent("subuid"), atomically: true, encoding: .utf8)
-        try "\(name):300000:65536\n".write(to: folder.appendingPathComponent("subgid"), atomically: true, encoding: .utf8)
+        try "other:1:2\n\(name):200000:65536\n".write(
+            to: folder.appendingPathComponent("subuid"), atomically: true, encoding: .utf8)
+        try "\(name):300000:65536\n".write(
+            to: folder.appendingPathComponent("subgid"), atomically: true, encoding: .utf8)
         let map = try IDMap.forCurrentUser(
             subuid: folder.appendingPathComponent("subuid").path, subgid: folder.appendingPathComponent("subgid").path)
         #expect(map == IDMap(uidStart: 200_000, gidStart: 300_000, count: 65_536))

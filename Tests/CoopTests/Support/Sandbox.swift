@@ -95,38 +95,45 @@ struct CoopResult: CustomStringConvertible {
     var description: String { "status \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
 }
 
+/// A started command whose output goes to files, not pipes: a server it leaves running (which would
+/// inherit a pipe) cannot keep the test waiting for end-of-file. Spawned and reaped directly with
+/// posix_spawn and waitpid.
 final class RunningCoop: @unchecked Sendable {
-    let process = Process()
-    private let out = Pipe()
-    private let err = Pipe()
-    private var outData = Data()
-    private var errData = Data()
-    private let readers = DispatchGroup()
+    let pid: pid_t
+    private let output: URL
+    private let errors: URL
 
     init(_ command: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        for (pipe, isOut) in [(out, true), (err, false)] {
-            readers.enter()
-            DispatchQueue.global().async { [self] in
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                if isOut { outData = data } else { errData = data }
-                readers.leave()
-            }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("coop-run-\(UUID().uuidString)")
+        output = base.appendingPathExtension("out")
+        errors = base.appendingPathExtension("err")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errors.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, command[0], &actions, nil, argv, environ)
+        guard result == 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "spawn \(command[0]): \(result)"])
         }
+        pid = child
     }
 
-    var pid: Int32 { process.processIdentifier }
-
     func wait() -> CoopResult {
-        process.waitUntilExit()
-        readers.wait()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        defer {
+            try? FileManager.default.removeItem(at: output)
+            try? FileManager.default.removeItem(at: errors)
+        }
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return CoopResult(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+            status: exit,
+            stdout: (try? String(contentsOf: output, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
     }
 }

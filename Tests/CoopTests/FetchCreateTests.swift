@@ -1,0 +1,297 @@
+import Foundation
+import Testing
+
+/// The verified fetch path end to end: the real coop binary, a real nginx on loopback, real images,
+/// as root and as an ordinary user with a subuid range.
+@Suite("Fetch and create", .serialized)
+struct FetchCreateTests {
+    static let busybox = "t:busybox/1.36"
+
+    func ownerOf(_ url: URL) -> (uid: uid_t, gid: gid_t)? {
+        var info = stat()
+        guard lstat(url.path, &info) == 0 else { return nil }
+        return (info.st_uid, info.st_gid)
+    }
+
+    @Test(
+        "As an ordinary user over https, create unpacks bookworm owned by the user's subuids",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func createBookwormAsUser() throws {
+        let sandbox = try Sandbox(asUser: true)
+        try sandbox.remote()
+        let user = try TestHost.user()
+        let result = try sandbox.run("create", "c1", "t:debian/bookworm")
+        #expect(result.status == 0, "\(result)")
+        let rootfs = sandbox.containers.appendingPathComponent("c1/rootfs")
+        let release = try String(contentsOf: rootfs.appendingPathComponent("etc/os-release"), encoding: .utf8)
+        #expect(release.contains("VERSION_CODENAME=bookworm"))
+        #expect(ownerOf(rootfs)?.uid == user.subuid)
+        #expect(ownerOf(rootfs.appendingPathComponent("etc/os-release"))?.uid == user.subuid)
+        // /etc/shadow belongs to group shadow (42) in the image: shifted by the same range.
+        #expect(ownerOf(rootfs.appendingPathComponent("etc/shadow"))?.gid == user.subuid + 42)
+        let hostname = try String(contentsOf: rootfs.appendingPathComponent("etc/hostname"), encoding: .utf8)
+        #expect(hostname.trimmingCharacters(in: .whitespacesAndNewlines) == "c1")
+        let config = try String(contentsOf: sandbox.containers.appendingPathComponent("c1/config"), encoding: .utf8)
+        #expect(config.contains("lxc.idmap = u 0 \(user.subuid) 65536"))
+        #expect(config.contains("lxc.rootfs.path = dir:\(rootfs.path)"))
+        #expect(config.contains("lxc.uts.name = c1"))
+        #expect(config.contains("lxc.include = /usr/share/lxc/config/userns.conf"))
+        #expect(!FileManager.default.fileExists(atPath: rootfs.appendingPathComponent("dev/null").path))
+
+        // Warm: the second container comes from the cache, without a download.
+        let warm = try sandbox.run("create", "c2", "t:debian/bookworm")
+        #expect(warm.status == 0, "\(warm)")
+        #expect(warm.stderr.contains("cached image"))
+
+        let destroyed = try sandbox.run("destroy", "c1")
+        #expect(destroyed.status == 0, "\(destroyed)")
+        #expect(!FileManager.default.fileExists(atPath: sandbox.containers.appendingPathComponent("c1").path))
+        let list = try sandbox.run("list")
+        #expect(list.stdout.contains("c2") && !list.stdout.contains("c1 "))
+    }
+
+    @Test(
+        "As root over http, fetch caches a verified build and create shifts ownership to 100000",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func fetchAndCreateAsRoot() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote(https: false)
+        let fetched = try sandbox.run("fetch", "t:busybox", "1.36", "amd64")
+        #expect(fetched.status == 0, "\(fetched)")
+        #expect(fetched.stderr.contains("verified against \(TestHost.signerFingerprint)"))
+        let entry = URL(fileURLWithPath: fetched.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        for name in [
+            "rootfs.tar.xz", "rootfs.tar.xz.asc", "meta.tar.xz", "meta.tar.xz.asc", "SHA256SUMS", "image.json",
+        ] {
+            #expect(FileManager.default.fileExists(atPath: entry.appendingPathComponent(name).path), "\(name)")
+        }
+        let list = try sandbox.run("cache", "list", "--json")
+        #expect(list.stdout.contains("\"build\" : \"20251129_00:00\""))
+
+        let created = try sandbox.run("create", "r1", Self.busybox)
+        #expect(created.status == 0, "\(created)")
+        let rootfs = sandbox.containers.appendingPathComponent("r1/rootfs")
+        #expect(ownerOf(rootfs.appendingPathComponent("bin/busybox"))?.uid == 100_000)
+        #expect(ownerOf(rootfs.appendingPathComponent("etc/shadow"))?.gid == 100_042)
+        let release = try String(contentsOf: rootfs.appendingPathComponent("etc/os-release"), encoding: .utf8)
+        #expect(release.contains("ID=busybox"))
+    }
+
+    @Test(
+        "Simplestreams: the same tree fetched through streams/v1 with sha256, fingerprint and signatures",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func simplestreams() throws {
+        let sandbox = try Sandbox(asUser: true)
+        try sandbox.remote(imageProtocol: "simplestreams")
+        let images = try sandbox.run("images", "t:")
+        #expect(images.stdout.contains("busybox") && images.stdout.contains("bookworm"), "\(images)")
+        let created = try sandbox.run("create", "s1", Self.busybox)
+        #expect(created.status == 0, "\(created)")
+        let user = try TestHost.user()
+        #expect(ownerOf(sandbox.containers.appendingPathComponent("s1/rootfs/bin/busybox"))?.uid == user.subuid)
+    }
+
+    @Test(
+        "A bad image is refused with a clear error, leaving cache and containers as they were",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)),
+        arguments: [
+            ("tampered", Int32(5), "truncated or tampered with"),
+            ("wrongkey", Int32(5), "does not verify"),
+            ("nosig", Int32(5), "is missing"),
+            ("truncated", Int32(5), "truncated or tampered with"),
+            ("missing", Int32(3), "HTTP 404"),
+            ("err500", Int32(4), "HTTP 500"),
+            ("stall", Int32(4), "stalled"),
+        ])
+    func refusesBadImages(site: String, status: Int32, message: String) throws {
+        let sandbox = try Sandbox(asUser: true)
+        try sandbox.remote(site: site)
+        sandbox.extraEnvironment["COOP_STALL_TIMEOUT"] = "2"
+        // Something already there must survive the failure untouched.
+        try FileManager.default.createDirectory(at: sandbox.containers, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: sandbox.cache, withIntermediateDirectories: true)
+        try sandbox.own()
+        let cacheBefore = sandbox.listing(sandbox.cache)
+        let containersBefore = sandbox.listing(sandbox.containers)
+        let result = try sandbox.run("create", "bad", Self.busybox)
+        #expect(result.status == status, "\(result)")
+        #expect(result.stderr.contains(message), "\(result)")
+        #expect(result.stderr.contains("fix:"), "\(result)")
+        #expect(sandbox.listing(sandbox.cache) == cacheBefore)
+        #expect(sandbox.listing(sandbox.containers) == containersBefore)
+    }
+
+    @Test(
+        "--no-verify accepts an unsigned image, with a warning",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func noVerify() throws {
+        let sandbox = try Sandbox(asUser: true)
+        try sandbox.remote(site: "nosig")
+        let result = try sandbox.run("fetch", "t:busybox", "1.36", "--no-verify")
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("warning: not verifying"))
+        #expect(result.stderr.contains("NOT verified"))
+    }
+
+    @Test(
+        "A fetch killed halfway leaves no cache entry, and the next fetch resumes and completes",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func killedFetchResumes() throws {
+        let sandbox = try Sandbox(asUser: true)
+        try sandbox.remote(site: "slow")
+        let running = try sandbox.start(["fetch", "t:debian", "bookworm", "amd64"])
+        let partial = sandbox.cache.appendingPathComponent(".partial")
+        var size: Int64 = 0
+        for _ in 0..<300 where size < 8_000_000 {
+            usleep(50_000)
+            let folders = (try? FileManager.default.contentsOfDirectory(atPath: partial.path)) ?? []
+            for folder in folders {
+                let file = partial.appendingPathComponent(folder).appendingPathComponent("rootfs.tar.xz")
+                size = ((try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? Int64) ?? 0
+            }
+        }
+        #expect(size >= 8_000_000, "the download did not get going")
+        kill(running.pid, SIGKILL)
+        let killed = running.wait()
+        #expect(killed.status != 0)
+        let list = try sandbox.run("cache", "list", "--json")
+        #expect(list.status == 0)
+        #expect(!list.stdout.contains("bookworm"), "a killed fetch left a cache entry")
+
+        try sandbox.remote(site: "good")
+        let resumed = try sandbox.run("fetch", "t:debian", "bookworm", "amd64")
+        #expect(resumed.status == 0, "\(resumed)")
+        let log = try String(
+            contentsOf: try TestHost.server().state.appendingPathComponent("access.log"), encoding: .utf8)
+        // The second request for the rootfs asked for the rest only: a 206 Partial Content.
+        #expect(
+            log.split(separator: "\n").contains {
+                $0.contains("/good/images/debian/bookworm") && $0.contains("rootfs.tar.xz HTTP")
+                    && $0.contains("\" 206 ")
+            })
+        #expect(
+            !FileManager.default.fileExists(
+                atPath: partial.appendingPathComponent("t_debian_bookworm_amd64_default_20251129_00:00").path))
+    }
+
+    @Test(
+        "Two fetches of one image at once download it once",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func concurrentFetches() throws {
+        let sandbox = try Sandbox(asUser: true)
+        try sandbox.remote(site: "slow")
+        let logFile = try TestHost.server().state.appendingPathComponent("access.log")
+        let path = "/slow/images/busybox/1.36/amd64/default/20251129_00:00/rootfs.tar.xz HTTP"
+        let before = try String(contentsOf: logFile, encoding: .utf8).components(separatedBy: path).count
+        let first = try sandbox.start(["fetch", "t:busybox", "1.36"])
+        let second = try sandbox.start(["fetch", "t:busybox", "1.36"])
+        let results = [first.wait(), second.wait()]
+        for result in results { #expect(result.status == 0, "\(result)") }
+        let fetched = results.filter { $0.stderr.contains("fetched t:busybox") }.count
+        #expect(fetched == 1, "\(results)")
+        let after = try String(contentsOf: logFile, encoding: .utf8).components(separatedBy: path).count
+        #expect(after - before == 1)
+    }
+
+    @Test(
+        "--force-cache works with the server stopped; without it an expired build falls back with a warning",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .fixtures)))
+    func forceCacheOffline() throws {
+        let sandbox = try Sandbox(asUser: true)
+        let state = sandbox.root.appendingPathComponent("server")
+        let serve = TestHost.repository.appendingPathComponent("Tests/Fixtures/serve.sh").path
+        let started = try shell(serve, "start", TestHost.fixtures.appendingPathComponent("www").path, state.path)
+        #expect(started.status == 0, "\(started)")
+        let port = try #require(
+            started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTP_PORT=") }.map { $0.dropFirst(10) })
+        try sandbox.remotes([
+            ("t", "lxc", "http://127.0.0.1:\(port)/good", TestHost.signerKey, TestHost.signerFingerprint)
+        ])
+        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
+        #expect(try shell(serve, "stop", state.path).status == 0)
+
+        let offline = try sandbox.run("fetch", "t:busybox", "1.36", "--force-cache")
+        #expect(offline.status == 0, "\(offline)")
+        let created = try sandbox.run("create", "o1", Self.busybox, "--force-cache")
+        #expect(created.status == 0, "\(created)")
+        let fallback = try sandbox.run("fetch", "t:busybox", "1.36")
+        #expect(fallback.status == 0, "\(fallback)")
+        #expect(fallback.stderr.contains("using the cached build"))
+        let missing = try sandbox.run("fetch", "t:debian", "trixie", "--force-cache")
+        #expect(missing.status == 3, "\(missing)")
+        #expect(missing.stderr.contains("is not in the cache"))
+    }
+
+    @Test(
+        "An expired build still offered by the remote is refreshed, not downloaded again",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func expiryRefresh() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
+        let entry = sandbox.cache.appendingPathComponent("t/busybox/1.36/amd64/default/20251129_00:00/image.json")
+        func expiry() throws -> Int {
+            let object = try JSONSerialization.jsonObject(with: Data(contentsOf: entry)) as? [String: Any]
+            return try #require(object?["expiry"] as? Int)
+        }
+        let now = Int(Date().timeIntervalSince1970)
+        // The fixture build expired long ago (its build date plus 30 days).
+        #expect(try expiry() < now)
+        let again = try sandbox.run("fetch", "t:busybox", "1.36")
+        #expect(again.status == 0)
+        #expect(again.stderr.contains("cached t:busybox"))
+        #expect(try expiry() >= now + 29 * 86_400)
+
+        let flushed = try sandbox.run("fetch", "t:busybox", "1.36", "--flush-cache")
+        #expect(flushed.stderr.contains("fetched t:busybox"), "\(flushed)")
+    }
+
+    @Test(
+        "cache export and import carry a build to another cache, verified again; a tampered export is refused",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func exportImport() throws {
+        let source = try Sandbox(asUser: false)
+        try source.remote()
+        #expect(try source.run("fetch", "t:busybox", "1.36").status == 0)
+        let archive = source.root.appendingPathComponent("images.tar")
+        let exported = try source.run("cache", "export", archive.path)
+        #expect(exported.status == 0, "\(exported)")
+
+        let target = try Sandbox(asUser: false)
+        try target.remote()
+        let imported = try target.run("cache", "import", archive.path)
+        #expect(imported.status == 0, "\(imported)")
+        #expect(try target.run("cache", "list").stdout.contains("busybox"))
+        #expect(try target.run("create", "i1", Self.busybox, "--force-cache").status == 0)
+
+        // Flip one byte inside the exported rootfs.tar.xz: the import must refuse and keep nothing.
+        var data = try Data(contentsOf: archive)
+        let marker = try #require(data.range(of: Data("rootfs.tar.xz".utf8)))
+        data[marker.upperBound + 4096] ^= 0xff
+        try data.write(to: archive)
+        let clean = try Sandbox(asUser: false)
+        try clean.remote()
+        let refused = try clean.run("cache", "import", archive.path)
+        #expect(refused.status == 5, "\(refused)")
+        #expect(!(try clean.run("cache", "list").stdout.contains("busybox")))
+    }
+
+    @Test(
+        "An existing container name and a bad name are refused", .enabled(if: TestHost.ready(.root, .server, .fixtures))
+    )
+    func nameConflicts() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        #expect(try sandbox.run("create", "n1", Self.busybox).status == 0)
+        let again = try sandbox.run("create", "n1", Self.busybox)
+        #expect(again.status == 7)
+        #expect(again.stderr.contains("already exists"))
+        let bad = try sandbox.run("create", "../x", Self.busybox)
+        #expect(bad.status == 2)
+    }
+}
+
+/// Runs a command as root and collects its output.
+func shell(_ arguments: String...) throws -> CoopResult {
+    try RunningCoop(arguments).wait()
+}

@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# Times `coop create NAME REMOTE:debian/bookworm` against its anchor, real LXC:
+# `lxc-create -t download -n NAME -- --server 127.0.0.1:PORT -d debian -r bookworm -a amd64`.
+# Both run as the same ordinary user, fetch the same signed fixture image over https from
+# the same loopback nginx, and unpack it into the user's subuid range on the same filesystem.
+#
+# Usage: bench/create.sh FIXTURES USER      (run as root; `make bench`)
+#   FIXTURES  output folder of Tests/Fixtures/build-images.sh
+#   USER      ordinary user to run both tools as (made by Tests/Fixtures/make-test-user.sh)
+# Environment:
+#   COOP_BIN    coop binary to time (default: .build/release/coop of this checkout)
+#   RUNS        timed runs per case, median reported (default 5)
+#   SETTLE      seconds to wait after each reset, after sync (default 2)
+#   QUIET_WAIT  seconds to wait, after sync, before the first case (default 65; see below)
+#   STAMP       file noting when a run last deleted its trees (default /var/tmp/coop-bench.deleted)
+#
+# Cases (hyperfine, one warmup run each, --prepare resets the state before every run):
+#   coop cold   empty coop cache: download, verify, decode and unpack
+#   lxc cold    empty ~/.cache/lxc: download, decode and unpack
+#   coop warm   image in coop's cache, no container of that name
+#   lxc warm    image in LXC's cache, no container of that name
+#   tar -xJf    anchor: root unpacks rootfs.tar.xz into an empty folder
+#   xz -dc      anchor: decoding rootfs.tar.xz alone
+# Prints machine facts, the image size, a table of medians and the coop/lxc ratios.
+# Exits non-zero only when a command fails, not when a ratio misses its target.
+#
+# Deleted trees: ext4 without a journal skips inodes freed in the last 60 s (360 s while
+# their inode table block is dirty) when it allocates new ones. Unpacking ~8700 entries
+# shortly after deleting a tree of the same size costs several seconds of system time,
+# more than the work measured. So no tree is deleted while the cases run: before each run
+# the previous container (or folder) is only renamed into the work folder, and everything
+# set aside is deleted at the end. Both tools get exactly the same treatment. Before the
+# first case the script waits QUIET_WAIT seconds, or until 370 s after the previous run
+# deleted its trees (noted in STAMP), whichever is later.
+set -euo pipefail
+
+COLD_TARGET=0.5
+WARM_TARGET=0.25
+NAME=coop-bench
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+# set_aside DIR: renames DIR (if any) into the work folder's trash, freeing its name.
+set_aside() {
+    if [ -e "$1" ]; then
+        mv "$1" "$(mktemp -u -p "$BENCH_WORK/trash" tree.XXXXXXXX)"
+    fi
+}
+
+# reset CASE: state before one timed run. Called by hyperfine --prepare through this script,
+# with the BENCH_* variables exported by the main part.
+reset() {
+    case "$1" in
+        coop-cold | coop-warm)
+            set_aside "$BENCH_WORK/containers/$NAME"
+            if [ "$1" = coop-cold ]; then
+                find "$BENCH_WORK/cache" -mindepth 1 -delete
+            fi
+            ;;
+        lxc-cold | lxc-warm)
+            set_aside "$BENCH_HOME/.local/share/lxc/$NAME"
+            if [ "$1" = lxc-cold ]; then
+                rm -rf "$BENCH_HOME/.cache/lxc"
+            fi
+            ;;
+        tar)
+            set_aside "$BENCH_WORK/tar"
+            mkdir "$BENCH_WORK/tar"
+            ;;
+        none) ;;
+        *) die "unknown reset case: $1" ;;
+    esac
+    # Nothing of the previous run is left to write back during the next one.
+    sync
+    sleep "$BENCH_SETTLE"
+}
+
+if [ "${1:-}" = --reset ]; then
+    reset "${2:?case}"
+    exit 0
+fi
+
+[ "$#" -eq 2 ] || {
+    echo "usage: $0 FIXTURES USER" >&2
+    exit 2
+}
+[ "$(id -u)" -eq 0 ] || die "run as root (it starts the image server and switches to USER)"
+for cmd in hyperfine lxc-create lxc-destroy runuser python3 xz tar wget nginx sync; do
+    command -v "$cmd" >/dev/null || die "missing command: $cmd"
+done
+
+script=$(realpath -e "$0")
+repo=$(dirname "$(dirname "$script")")
+fixtures=$(realpath -e "$1")
+user=$2
+runs=${RUNS:-5}
+settle=${SETTLE:-2}
+quiet_wait=${QUIET_WAIT:-65}
+stamp=${STAMP:-/var/tmp/coop-bench.deleted}
+coop_bin=${COOP_BIN:-$repo/.build/release/coop}
+[ -x "$coop_bin" ] || die "no coop binary at $coop_bin (make release)"
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
+[[ "$settle" =~ ^[0-9]+$ && "$quiet_wait" =~ ^[0-9]+$ ]] || die "SETTLE and QUIET_WAIT are whole seconds"
+
+# The image: the fixture's debian/bookworm build, as the LXC index lists it.
+site=$fixtures/www/good
+arch=$(dpkg --print-architecture)
+build_path=$(awk -F';' -v arch="$arch" \
+    '$1 == "debian" && $2 == "bookworm" && $3 == arch && $4 == "default" { print $6; exit }' \
+    "$site/meta/1.0/index-user")
+[ -n "$build_path" ] || die "no debian/bookworm/$arch build in $site/meta/1.0/index-user"
+rootfs=$site/$build_path/rootfs.tar.xz
+[ -s "$rootfs" ] || die "missing $rootfs"
+fingerprint=$(tr -d '[:space:]' <"$fixtures/keys/signer.fpr")
+
+read -r _ _ subuid subgid < <("$repo/Tests/Fixtures/make-test-user.sh" "$user")
+home=$(getent passwd "$user" | cut -d: -f6)
+group=$(id -gn "$user")
+lxc_path=$home/.local/share/lxc
+lxc_cache=$home/.cache/lxc/download/debian/bookworm/$arch/default
+
+work=$(mktemp -d /var/tmp/coop-bench.XXXXXX)
+chmod 0755 "$work"
+lxc_used=false
+
+# destroy_last: removes the containers of the last runs with the tools themselves.
+destroy_last() {
+    local out
+    if [ -e "$work/containers/$NAME" ] && ! out=$("$work/bin/as-user" coop destroy "$NAME"); then
+        echo "bench: coop destroy $NAME failed: $out" >&2
+        return 1
+    fi
+    if [ -e "$lxc_path/$NAME" ] && ! out=$("$work/bin/as-user" lxc-destroy -n "$NAME"); then
+        echo "bench: lxc-destroy -n $NAME failed: $out" >&2
+        return 1
+    fi
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [ -x "$work/bin/as-user" ]; then
+        destroy_last || status=1
+    fi
+    # serve.sh stops the nginx master by the pid in its pid file.
+    "$repo/Tests/Fixtures/serve.sh" stop "$work/server" >/dev/null 2>&1 || status=1
+    if [ "$lxc_used" = true ]; then
+        rm -rf "$home/.cache/lxc"
+    fi
+    local deleted=false
+    if [ -d "$work/trash" ] && [ -n "$(ls -A "$work/trash")" ]; then
+        deleted=true
+    fi
+    rm -rf "$work"
+    if [ "$deleted" = true ]; then
+        date +%s >"$stamp" || true
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The server root is the "good" site itself, so that both tools use the same root URL:
+# lxc-download fetches https://SERVER/meta/1.0/..., coop https://127.0.0.1:PORT/meta/1.0/...
+mkdir -p "$work/www"
+for entry in "$site"/*; do
+    ln -s "$entry" "$work/www/$(basename "$entry")"
+done
+eval "$("$repo/Tests/Fixtures/serve.sh" start "$work/www" "$work/server" | grep -E '^HTTPS?_PORT=[0-9]+$')"
+[ -n "${HTTPS_PORT:-}" ] || die "image server did not report its port"
+ca=$work/server/tls/ca.pem
+
+# coop, installed into a private prefix whose images.index names the local remote
+# (COOP_DATA below points at it explicitly).
+prefix=$work/prefix
+install -D -m 0755 "$coop_bin" "$prefix/bin/coop"
+install -D -m 0644 "$repo/images.index" "$prefix/share/coop/images.index"
+install -d -m 0755 "$prefix/share/coop/keys"
+install -m 0644 "$repo"/keys/*.asc "$prefix/share/coop/keys/"
+install -m 0644 "$fixtures/keys/signer.asc" "$prefix/share/coop/keys/bench-local.asc"
+echo "local;lxc;https://127.0.0.1:$HTTPS_PORT;keys/bench-local.asc;$fingerprint" \
+    >>"$prefix/share/coop/images.index"
+install -d -o "$user" -g "$group" -m 0755 "$work/cache" "$work/containers" "$work/log"
+mkdir "$work/trash"
+
+# wget (used by lxc-download) trusts the fixture CA through WGETRC, curl in coop through
+# CURL_CA_BUNDLE. Both tools get the same environment.
+echo "ca_certificate=$ca" >"$work/wgetrc"
+chmod 0644 "$work/wgetrc"
+mkdir -p "$work/bin"
+{
+    echo '#!/bin/sh'
+    echo '# Runs a command as the benchmark user, output and errors on stdout.'
+    echo 'exec 2>&1'
+    printf 'exec runuser -u %q -- env -i HOME=%q USER=%q LOGNAME=%q LANG=C.UTF-8 ' \
+        "$user" "$home" "$user" "$user"
+    printf 'PATH=%q COOP_DATA=%q COOP_CACHE=%q COOP_CONTAINERS=%q CURL_CA_BUNDLE=%q WGETRC=%q "$@"\n' \
+        "$prefix/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$prefix/share/coop" "$work/cache" "$work/containers" \
+        "$ca" "$work/wgetrc"
+} >"$work/bin/as-user"
+chmod 0755 "$work/bin/as-user"
+as_user=$work/bin/as-user
+
+# Unprivileged LXC: the user's id map. Written once if missing; an existing file must map
+# root to the user's subordinate range.
+lxc_conf=$home/.config/lxc/default.conf
+if [ ! -e "$lxc_conf" ]; then
+    runuser -u "$user" -- mkdir -p "$home/.config/lxc"
+    printf 'lxc.include = /etc/lxc/default.conf\nlxc.idmap = u 0 %s 65536\nlxc.idmap = g 0 %s 65536\n' \
+        "$subuid" "$subgid" | runuser -u "$user" -- tee "$lxc_conf" >/dev/null
+fi
+if ! grep -Eq "^lxc\.idmap *= *u 0 $subuid " "$lxc_conf" ||
+    ! grep -Eq "^lxc\.idmap *= *g 0 $subgid " "$lxc_conf"; then
+    die "$lxc_conf does not map root to $user's subordinate ids ($subuid/$subgid)"
+fi
+# Containers are set aside by renaming them into the work folder: same filesystem needed.
+runuser -u "$user" -- mkdir -p "$lxc_path"
+for place in "$work/containers" "$lxc_path"; do
+    [ "$(stat -c %d "$place")" = "$(stat -c %d "$work/trash")" ] ||
+        die "$place is not on the filesystem of $work"
+done
+# Leftover of an interrupted run (the coop side lives in the fresh work folder).
+if [ -e "$lxc_path/$NAME" ]; then
+    "$as_user" lxc-destroy -n "$NAME" >/dev/null
+fi
+
+export BENCH_WORK=$work BENCH_HOME=$home BENCH_SETTLE=$settle
+
+echo "== machine"
+echo "   cpus:     $(nproc) ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
+echo "   memory:   $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+echo "   kernel:   $(uname -r)"
+echo "   fs:       $(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }') (work folder and $home)"
+changes=$(git -C "$repo" status --porcelain -- Sources Package.swift 2>/dev/null | head -n1)
+echo "   coop:     $coop_bin, built $(date -u -r "$coop_bin" '+%F %T UTC');" \
+    "checkout at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')${changes:+ with local changes}"
+echo "   lxc:      $(lxc-create --version)"
+echo "   tools:    $(hyperfine --version), $(xz --version | head -n1), $(tar --version | head -n1)"
+echo "== image debian/bookworm/$arch build $(basename "$build_path")"
+xz --robot --list "$rootfs" | awk -F'\t' '$1 == "totals" {
+    printf "   rootfs.tar.xz %.1f MB (%d xz blocks), %.1f MB as tar\n", $4 / 1e6, $3, $5 / 1e6 }'
+
+coop_create=("$as_user" coop create "$NAME" local:debian/bookworm)
+lxc_create=("$as_user" lxc-create -t download -n "$NAME" --
+    --server "127.0.0.1:$HTTPS_PORT" -d debian -r bookworm -a "$arch")
+
+# Check once, with output shown, that both tools really create the container.
+echo "== checking both tools as $user"
+BENCH_SETTLE=0 "$script" --reset coop-cold
+"${coop_create[@]}" | sed 's/^/   coop: /'
+[ -s "$work/containers/$NAME/rootfs/etc/os-release" ] || die "coop made no rootfs"
+lxc_used=true
+BENCH_SETTLE=0 "$script" --reset lxc-cold
+"${lxc_create[@]}" | sed 's/^/   lxc:  /'
+[ -s "$lxc_path/$NAME/rootfs/etc/os-release" ] || die "lxc-create made no rootfs"
+echo "   entries:  coop $(find "$work/containers/$NAME/rootfs" | wc -l)," \
+    "lxc $(find "$lxc_path/$NAME/rootfs" | wc -l)"
+echo "   /etc/shadow owner: coop $(stat -c %u:%g "$work/containers/$NAME/rootfs/etc/shadow")," \
+    "lxc $(stat -c %u:%g "$lxc_path/$NAME/rootfs/etc/shadow")"
+
+wait_for=$quiet_wait
+if [ -s "$stamp" ] && [[ "$(cat "$stamp")" =~ ^[0-9]+$ ]]; then
+    since=$(($(date +%s) - $(cat "$stamp")))
+    if ((370 - since > wait_for)); then
+        wait_for=$((370 - since))
+    fi
+fi
+echo "== waiting ${wait_for} s for inodes freed before the benchmark to age"
+sync
+sleep "$wait_for"
+
+# bench LABEL CASE COMMAND...: hyperfine with --prepare "create.sh --reset CASE".
+bench() {
+    local label=$1 case=$2 command prepare
+    shift 2
+    command=$(printf '%q ' "$@")
+    prepare=$(printf '%q ' "$script" --reset "$case")
+    echo "== $label"
+    if ! hyperfine --runs "$runs" --warmup 1 --style basic \
+        --prepare "$prepare" \
+        --output "$work/log/$case.log" \
+        --export-json "$work/$case.json" \
+        --command-name "$label" "$command"; then
+        echo "bench: '$label' failed; output of its last run:" >&2
+        tail -n 20 "$work/log/$case.log" >&2 || true
+        exit 1
+    fi
+}
+
+bench "coop create (cold)" coop-cold "${coop_create[@]}"
+bench "lxc-create (cold)" lxc-cold "${lxc_create[@]}"
+
+# Warm: the image is cached and current. coop marks an expired cache entry current again
+# once the remote confirms the build; LXC does not and would fetch the index on every run.
+# The fixture build is dated (its expiry is build date + 30 days), so LXC's cached expiry is
+# moved 30 days ahead: both warm runs stay off the network.
+"$as_user" coop fetch local:debian bookworm "$arch" >"$work/log/fill.log"
+if [ ! -s "$lxc_cache/rootfs.tar.xz" ]; then
+    BENCH_SETTLE=0 "$script" --reset lxc-warm
+    "${lxc_create[@]}" >>"$work/log/fill.log"
+fi
+# shellcheck disable=SC2016 # expanded by the user's shell
+"$as_user" sh -c 'echo $(($(date +%s) + 30 * 86400)) >"$1"' sh "$lxc_cache/expiry"
+
+bench "coop create (warm)" coop-warm "${coop_create[@]}"
+bench "lxc-create (warm)" lxc-warm "${lxc_create[@]}"
+bench "tar -xJf rootfs.tar.xz (root)" tar tar -xJf "$rootfs" -C "$work/tar"
+bench "xz -dc rootfs.tar.xz" none xz -dc "$rootfs"
+
+echo
+python3 - "$work" "$runs" "$COLD_TARGET" "$WARM_TARGET" <<'EOF'
+import json
+import sys
+
+work, runs = sys.argv[1], sys.argv[2]
+cold_target, warm_target = float(sys.argv[3]), float(sys.argv[4])
+cases = ["coop-cold", "lxc-cold", "coop-warm", "lxc-warm", "tar", "none"]
+results = {}
+for case in cases:
+    with open(f"{work}/{case}.json") as f:
+        results[case] = json.load(f)["results"][0]
+
+print(f"median of {runs} runs, seconds")
+print(f"{'case':<32} {'median':>8} {'min':>8} {'max':>8}   runs in order")
+for case in cases:
+    r = results[case]
+    times = " ".join(f"{t:.2f}" for t in r["times"])
+    print(f"{r['command']:<32} {r['median']:>8.3f} {r['min']:>8.3f} {r['max']:>8.3f}   {times}")
+print()
+for kind, target in (("cold", cold_target), ("warm", warm_target)):
+    ratio = results[f"coop-{kind}"]["median"] / results[f"lxc-{kind}"]["median"]
+    verdict = "met" if ratio <= target else "missed"
+    print(f"coop/lxc {kind}: {ratio:.2f}  (target <= {target:g}: {verdict})")
+EOF
+
+echo
+echo "== destroying the last containers with coop destroy and lxc-destroy"
+destroy_last
