@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "CoopSupport", dependencies: ["CLibcrypto"], swiftSettings: strict),
         .target(name: "CoopIndex", dependencies: ["CoopSupport"], swiftSettings: strict),
         .target(name: "CoopTransfer", dependencies: ["CoopSupport", "CCurl"], swiftSettings: strict),
-        .target(name: "CoopTrust", dependencies: ["CoopSupport", "CGPGME"], swiftSettings: strict),
+        .target(name: "CoopTrust", dependencies: ["CoopSupport", "CGPGME", "CoopRootfs"], swiftSettings: strict),
         .target(
             name: "CoopRootfs",
             dependencies: ["CoopSupport", "CArchive", "CLZMA", "CCoopNamespace"],
@@ -42,10 +42,21 @@ let package = Package(
             dependencies: ["CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs"],
             swiftSettings: strict
         ),
+        .target(
+            name: "CoopBuild",
+            dependencies: ["CoopSupport", "CoopIndex", "CoopRootfs", "CArchive", "CLZMA"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CoopPublish",
+            dependencies: ["CoopSupport", "CoopIndex", "CoopTrust", "CoopBuild", "CoopRootfs"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "CoopCLI",
             dependencies: [
-                "CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs", "CoopContainer", "CoopTrust",
+                "CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs", "CoopContainer", "CoopTrust", "CoopBuild",
+                "CoopPublish",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -10,7 +10,8 @@ struct Coop: ParsableCommand {
         discussion: "Exit statuses: 0 ok, 2 usage, 3 not found, 4 network, 5 verification, 6 unsafe archive, "
             + "7 conflict, 8 host setup, 9 i/o, 10 internal.",
         subcommands: [
-            Images.self, Fetch.self, Create.self, List.self, Destroy.self, Cache.self,
+            Images.self, Fetch.self, Create.self, List.self, Destroy.self, Cache.self, Build.self, Key.self,
+            Publish.self,
             Extract.self, Remove.self,
         ]
     )

@@ -9,6 +9,15 @@ public struct CoopPaths: Sendable {
     /// The user's own config folder (`~/.config/coop`), for a personal `images.index`.
     public var configDirectory: URL
 
+    /// Where `coop build` puts images: beside the containers folder.
+    public var buildsDirectory: URL {
+        if let explicit = ProcessInfo.processInfo.environment["COOP_BUILDS"] { return URL(fileURLWithPath: explicit) }
+        return containersDirectory.deletingLastPathComponent().appendingPathComponent("builds")
+    }
+
+    /// The GnuPG home of the user's own signing key.
+    public var signingHome: URL { configDirectory.appendingPathComponent("signing") }
+
     public init(dataDirectory: URL, cacheDirectory: URL, containersDirectory: URL, configDirectory: URL) {
         self.dataDirectory = dataDirectory
         self.cacheDirectory = cacheDirectory

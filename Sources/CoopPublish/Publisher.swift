@@ -1,0 +1,188 @@
+import CoopIndex
+import CoopSupport
+import CoopTrust
+import Foundation
+
+/// `coop publish`: adds builds to a tree any static web server can serve, readable by LXC's download
+/// template (`meta/1.0/index-system`, `index-user`) and by simplestreams clients (`streams/v1/`).
+///
+/// Atomic for readers: a build's folder is filled and signed under a hidden name and renamed into place
+/// before any index names it; indexes are replaced by rename; pruned builds go only after the indexes
+/// stopped naming them.
+public struct Publisher {
+    public let tree: URL
+    public let keyring: SigningKeyring
+    public let keep: Int
+
+    public init(tree: URL, keyring: SigningKeyring, keep: Int) {
+        self.tree = tree
+        self.keyring = keyring
+        self.keep = keep
+    }
+
+    public struct Outcome {
+        public var added: [String]
+        public var pruned: [String]
+        public var total: Int
+    }
+
+    /// `sources` are build folders made by `coop build` (`…/DISTRO/RELEASE/ARCH/VARIANT/BUILD`).
+    public func publish(_ sources: [URL]) throws -> Outcome {
+        try FileSystem.createDirectory(tree)
+        _ = try keyring.requireKeyFingerprint()
+        removeAbandonedStaging()
+        var added: [String] = []
+        for source in sources {
+            let parts = Array(source.standardizedFileURL.pathComponents.suffix(5))
+            guard parts.count == 5, parts.allSatisfy(ImageReference.isSafeComponent),
+                FileSystem.exists(source.appendingPathComponent("rootfs.tar.xz")),
+                FileSystem.exists(source.appendingPathComponent("meta.tar.xz"))
+            else {
+                throw CoopError(
+                    .usage, "build folder \(source.path)", cause: "is not a build made by 'coop build'",
+                    fix: "name folders like …/debian/bookworm/amd64/default/BUILD with rootfs.tar.xz and meta.tar.xz")
+            }
+            let target = tree.appendingPathComponent("images/" + parts.joined(separator: "/"))
+            if FileSystem.exists(target) { continue }
+            try stage(source, as: parts, into: target)
+            added.append(parts.joined(separator: "/"))
+        }
+
+        // Which builds stay: the newest `keep` per product.
+        var kept: [PublishedBuild] = []
+        var pruned: [PublishedBuild] = []
+        for (_, builds) in Dictionary(grouping: PublishedBuild.all(in: tree), by: \.product) {
+            let newestFirst = builds.sorted { $0.build > $1.build }
+            kept += newestFirst.prefix(keep)
+            pruned += newestFirst.dropFirst(keep)
+        }
+        try writeIndexes(kept.sorted())
+        for build in pruned {
+            try? FileManager.default.removeItem(at: tree.appendingPathComponent(build.path))
+        }
+        return Outcome(added: added, pruned: pruned.map(\.path), total: kept.count)
+    }
+
+    /// Copies (or hard-links) a build's files into a hidden folder, signs them, writes SHA256SUMS and the
+    /// record, then renames the folder into place.
+    private func stage(_ source: URL, as parts: [String], into target: URL) throws {
+        try FileSystem.createDirectory(target.deletingLastPathComponent())
+        let staging = FileSystem.stagingURL(for: target, tag: "publishing")
+        try FileSystem.createDirectory(staging)
+        do {
+            var sums = ""
+            var digests: [String: (String, Int64)] = [:]
+            for name in ["meta.tar.xz", "rootfs.tar.xz"] {
+                let from = source.appendingPathComponent(name)
+                let to = staging.appendingPathComponent(name)
+                if link(from.path, to.path) != 0 {
+                    try FileManager.default.copyItem(at: from, to: to)
+                }
+                let digest = try SHA256Hasher.hash(files: [to])
+                let size = (try FileManager.default.attributesOfItem(atPath: to.path)[.size] as? Int64) ?? 0
+                digests[name] = (digest, size)
+                sums += "\(digest)  \(name)\n"
+                try keyring.sign(to, to: staging.appendingPathComponent(name + ".asc"))
+            }
+            try FileSystem.writeAtomically(sums, to: staging.appendingPathComponent("SHA256SUMS"))
+            try keyring.sign(
+                staging.appendingPathComponent("SHA256SUMS"), to: staging.appendingPathComponent("SHA256SUMS.asc"))
+            let combined = try SHA256Hasher.hash(files: [
+                staging.appendingPathComponent("meta.tar.xz"), staging.appendingPathComponent("rootfs.tar.xz"),
+            ])
+            let record = PublishedBuild(
+                distro: parts[0], release: parts[1], arch: parts[2], variant: parts[3], build: parts[4],
+                rootfsSHA256: digests["rootfs.tar.xz"]!.0, rootfsSize: digests["rootfs.tar.xz"]!.1,
+                metaSHA256: digests["meta.tar.xz"]!.0, metaSize: digests["meta.tar.xz"]!.1, combinedSHA256: combined)
+            try FileSystem.writeAtomically(
+                try JSONEncoder().encode(record), to: staging.appendingPathComponent(PublishedBuild.recordName))
+            try checkSystemCall(rename(staging.path, target.path), "publish \(target.path)")
+        } catch {
+            try? FileManager.default.removeItem(at: staging)
+            throw error
+        }
+    }
+
+    /// Writes a file and its detached signature; the signature first, so that the file never has a stale one
+    /// for longer than one rename.
+    private func writeSigned(_ data: Data, to url: URL) throws {
+        try FileSystem.createDirectory(url.deletingLastPathComponent())
+        let temporary = FileSystem.stagingURL(for: url)
+        try FileSystem.writeAtomically(data, to: temporary)
+        defer { unlink(temporary.path) }
+        let signature = FileSystem.stagingURL(for: url, tag: "asc")
+        try keyring.sign(temporary, to: signature)
+        try checkSystemCall(rename(signature.path, url.path + ".asc"), "publish \(url.path).asc")
+        try checkSystemCall(rename(temporary.path, url.path), "publish \(url.path)")
+    }
+
+    private func writeIndexes(_ builds: [PublishedBuild]) throws {
+        let lines = builds.map {
+            "\($0.distro);\($0.release);\($0.arch);\($0.variant);\($0.build);/\($0.path)/\n"
+        }.joined()
+        for name in ["index-system", "index-user"] {
+            try writeSigned(Data(lines.utf8), to: tree.appendingPathComponent("meta/1.0/\(name)"))
+        }
+
+        var products: [String: Any] = [:]
+        for (product, versions) in Dictionary(grouping: builds, by: \.product) {
+            let first = versions[0]
+            var entries: [String: Any] = [:]
+            for build in versions {
+                entries[build.build] = [
+                    "items": [
+                        "root.tar.xz": [
+                            "ftype": "root.tar.xz", "path": build.path + "/rootfs.tar.xz", "sha256": build.rootfsSHA256,
+                            "size": build.rootfsSize,
+                        ],
+                        "lxd.tar.xz": [
+                            "ftype": "lxd.tar.xz", "path": build.path + "/meta.tar.xz", "sha256": build.metaSHA256,
+                            "size": build.metaSize, "combined_sha256": build.combinedSHA256,
+                            "combined_rootxz_sha256": build.combinedSHA256,
+                        ],
+                    ]
+                ]
+            }
+            products[product] = [
+                "arch": first.arch, "os": first.distro.prefix(1).uppercased() + first.distro.dropFirst(),
+                "release": first.release, "release_title": first.release, "variant": first.variant,
+                "aliases": "\(first.distro)/\(first.release)/\(first.variant)", "versions": entries,
+            ]
+        }
+        let images: [String: Any] = [
+            "content_id": "images", "datatype": "image-downloads", "format": "products:1.0", "products": products,
+        ]
+        let index: [String: Any] = [
+            "format": "index:1.0",
+            "index": [
+                "images": [
+                    "datatype": "image-downloads", "path": "streams/v1/images.json", "format": "products:1.0",
+                    "products": products.keys.sorted(),
+                ]
+            ],
+        ]
+        let options: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys]
+        try writeSigned(
+            try JSONSerialization.data(withJSONObject: images, options: options),
+            to: tree.appendingPathComponent("streams/v1/images.json"))
+        try writeSigned(
+            try JSONSerialization.data(withJSONObject: index, options: options),
+            to: tree.appendingPathComponent("streams/v1/index.json"))
+    }
+
+    /// Staging folders of publishes that were killed.
+    private func removeAbandonedStaging() {
+        guard let walker = FileManager.default.enumerator(atPath: tree.appendingPathComponent("images").path) else {
+            return
+        }
+        while let relative = walker.nextObject() as? String {
+            let name = (relative as NSString).lastPathComponent
+            guard name.hasPrefix("."), name.contains(".publishing-") else { continue }
+            let parts = name.split(separator: "-")
+            if parts.count >= 3, let pid = Int32(parts[parts.count - 2]), kill(pid, 0) != 0 {
+                try? FileManager.default.removeItem(at: tree.appendingPathComponent("images/" + relative))
+                walker.skipDescendants()
+            }
+        }
+    }
+}
