@@ -2,7 +2,9 @@
 # Times `coop create NAME REMOTE:debian/bookworm` against its anchor, real LXC:
 # `lxc-create -t download -n NAME -- --server 127.0.0.1:PORT -d debian -r bookworm -a amd64`.
 # Both run as the same ordinary user, fetch the same signed fixture image over https from
-# the same loopback nginx, and unpack it into the user's subuid range on the same filesystem.
+# the same loopback nginx, and unpack it into the user's subuid range, side by side in the
+# user's home: LXC into ~/.local/share/lxc, coop into ~/.local/share/coop-bench/containers
+# (cache ~/.cache/coop-bench).
 #
 # Usage: bench/create.sh FIXTURES USER      (run as root; `make bench`)
 #   FIXTURES  output folder of Tests/Fixtures/build-images.sh
@@ -11,8 +13,7 @@
 #   COOP_BIN    coop binary to time (default: .build/release/coop of this checkout)
 #   RUNS        timed runs per case, median reported (default 5)
 #   SETTLE      seconds to wait after each reset, after sync (default 2)
-#   QUIET_WAIT  seconds to wait, after sync, before the first case (default 65; see below)
-#   STAMP       file noting when a run last deleted its trees (default /var/tmp/coop-bench.deleted)
+#   QUIET_WAIT  seconds to wait after deleting trees, after sync, before a case (default 65)
 #
 # Cases (hyperfine, one warmup run each, --prepare resets the state before every run):
 #   coop cold   empty coop cache: download, verify, decode and unpack
@@ -24,14 +25,14 @@
 # Prints machine facts, the image size, a table of medians and the coop/lxc ratios.
 # Exits non-zero only when a command fails, not when a ratio misses its target.
 #
-# Deleted trees: ext4 without a journal skips inodes freed in the last 60 s (360 s while
-# their inode table block is dirty) when it allocates new ones. Unpacking ~8700 entries
-# shortly after deleting a tree of the same size costs several seconds of system time,
-# more than the work measured. So no tree is deleted while the cases run: before each run
-# the previous container (or folder) is only renamed into the work folder, and everything
-# set aside is deleted at the end. Both tools get exactly the same treatment. Before the
-# first case the script waits QUIET_WAIT seconds, or until 370 s after the previous run
-# deleted its trees (noted in STAMP), whichever is later.
+# Deleted trees: ext4 without a journal skips inodes freed in the last 60 s (see
+# recently_deleted() in fs/ext4/ialloc.c) when it allocates new ones. Unpacking ~8700
+# entries right after deleting a tree of the same size costs several seconds of system
+# time, more than the work measured. So no tree is deleted while a case runs: before each
+# run the previous container (or folder) is only renamed into the work folder. Before each
+# case the trees set aside so far are deleted, followed by sync and QUIET_WAIT seconds, so
+# that every case starts from the same state of the filesystem. Both tools get exactly the
+# same treatment.
 set -euo pipefail
 
 COLD_TARGET=0.5
@@ -46,7 +47,7 @@ die() {
 # set_aside DIR: renames DIR (if any) into the work folder's trash, freeing its name.
 set_aside() {
     if [ -e "$1" ]; then
-        mv "$1" "$(mktemp -u -p "$BENCH_WORK/trash" tree.XXXXXXXX)"
+        mv "$1" "$(mktemp -u -p "$BENCH_TRASH" tree.XXXXXXXX)"
     fi
 }
 
@@ -55,9 +56,9 @@ set_aside() {
 reset() {
     case "$1" in
         coop-cold | coop-warm)
-            set_aside "$BENCH_WORK/containers/$NAME"
+            set_aside "$BENCH_CONTAINERS/$NAME"
             if [ "$1" = coop-cold ]; then
-                find "$BENCH_WORK/cache" -mindepth 1 -delete
+                find "$BENCH_CACHE" -mindepth 1 -delete
             fi
             ;;
         lxc-cold | lxc-warm)
@@ -99,7 +100,6 @@ user=$2
 runs=${RUNS:-5}
 settle=${SETTLE:-2}
 quiet_wait=${QUIET_WAIT:-65}
-stamp=${STAMP:-/var/tmp/coop-bench.deleted}
 coop_bin=${COOP_BIN:-$repo/.build/release/coop}
 [ -x "$coop_bin" ] || die "no coop binary at $coop_bin (make release)"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
@@ -121,6 +121,11 @@ home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 lxc_path=$home/.local/share/lxc
 lxc_cache=$home/.cache/lxc/download/debian/bookworm/$arch/default
+# coop's folders for the benchmark, next to LXC's; the trash holds trees set aside.
+coop_home=$home/.local/share/coop-bench
+containers=$coop_home/containers
+cache=$home/.cache/coop-bench
+trash=$coop_home/trash
 
 work=$(mktemp -d /var/tmp/coop-bench.XXXXXX)
 chmod 0755 "$work"
@@ -129,7 +134,7 @@ lxc_used=false
 # destroy_last: removes the containers of the last runs with the tools themselves.
 destroy_last() {
     local out
-    if [ -e "$work/containers/$NAME" ] && ! out=$("$work/bin/as-user" coop destroy "$NAME"); then
+    if [ -e "$containers/$NAME" ] && ! out=$("$work/bin/as-user" coop destroy "$NAME"); then
         echo "bench: coop destroy $NAME failed: $out" >&2
         return 1
     fi
@@ -150,14 +155,7 @@ cleanup() {
     if [ "$lxc_used" = true ]; then
         rm -rf "$home/.cache/lxc"
     fi
-    local deleted=false
-    if [ -d "$work/trash" ] && [ -n "$(ls -A "$work/trash")" ]; then
-        deleted=true
-    fi
-    rm -rf "$work"
-    if [ "$deleted" = true ]; then
-        date +%s >"$stamp" || true
-    fi
+    rm -rf "$coop_home" "$cache" "$work"
     exit "$status"
 }
 trap cleanup EXIT
@@ -183,8 +181,7 @@ install -m 0644 "$repo"/keys/*.asc "$prefix/share/coop/keys/"
 install -m 0644 "$fixtures/keys/signer.asc" "$prefix/share/coop/keys/bench-local.asc"
 echo "local;lxc;https://127.0.0.1:$HTTPS_PORT;keys/bench-local.asc;$fingerprint" \
     >>"$prefix/share/coop/images.index"
-install -d -o "$user" -g "$group" -m 0755 "$work/cache" "$work/containers" "$work/log"
-mkdir "$work/trash"
+install -d -o "$user" -g "$group" -m 0755 "$work/log"
 
 # wget (used by lxc-download) trusts the fixture CA through WGETRC, curl in coop through
 # CURL_CA_BUNDLE. Both tools get the same environment.
@@ -198,7 +195,7 @@ mkdir -p "$work/bin"
     printf 'exec runuser -u %q -- env -i HOME=%q USER=%q LOGNAME=%q LANG=C.UTF-8 ' \
         "$user" "$home" "$user" "$user"
     printf 'PATH=%q COOP_DATA=%q COOP_CACHE=%q COOP_CONTAINERS=%q CURL_CA_BUNDLE=%q WGETRC=%q "$@"\n' \
-        "$prefix/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$prefix/share/coop" "$work/cache" "$work/containers" \
+        "$prefix/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$prefix/share/coop" "$cache" "$containers" \
         "$ca" "$work/wgetrc"
 } >"$work/bin/as-user"
 chmod 0755 "$work/bin/as-user"
@@ -216,24 +213,27 @@ if ! grep -Eq "^lxc\.idmap *= *u 0 $subuid " "$lxc_conf" ||
     ! grep -Eq "^lxc\.idmap *= *g 0 $subgid " "$lxc_conf"; then
     die "$lxc_conf does not map root to $user's subordinate ids ($subuid/$subgid)"
 fi
-# Containers are set aside by renaming them into the work folder: same filesystem needed.
-runuser -u "$user" -- mkdir -p "$lxc_path"
-for place in "$work/containers" "$lxc_path"; do
-    [ "$(stat -c %d "$place")" = "$(stat -c %d "$work/trash")" ] ||
-        die "$place is not on the filesystem of $work"
-done
-# Leftover of an interrupted run (the coop side lives in the fresh work folder).
+# Leftovers of an interrupted run.
 if [ -e "$lxc_path/$NAME" ]; then
     "$as_user" lxc-destroy -n "$NAME" >/dev/null
 fi
+rm -rf "$coop_home" "$cache"
+runuser -u "$user" -- mkdir -p "$lxc_path" "$containers" "$cache"
+install -d -m 0700 "$trash"
+# Trees are set aside by renaming them into the trash: one filesystem needed.
+for place in "$containers" "$lxc_path" "$work"; do
+    [ "$(stat -c %d "$place")" = "$(stat -c %d "$trash")" ] ||
+        die "$place is not on the filesystem of $trash"
+done
 
 export BENCH_WORK=$work BENCH_HOME=$home BENCH_SETTLE=$settle
+export BENCH_CONTAINERS=$containers BENCH_CACHE=$cache BENCH_TRASH=$trash
 
 echo "== machine"
 echo "   cpus:     $(nproc) ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
 echo "   memory:   $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 echo "   kernel:   $(uname -r)"
-echo "   fs:       $(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }') (work folder and $home)"
+echo "   fs:       $(df -T "$home" | awk 'NR == 2 { print $2 " on " $1 }') ($home)"
 changes=$(git -C "$repo" status --porcelain -- Sources Package.swift 2>/dev/null | head -n1)
 echo "   coop:     $coop_bin, built $(date -u -r "$coop_bin" '+%F %T UTC');" \
     "checkout at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')${changes:+ with local changes}"
@@ -251,26 +251,23 @@ lxc_create=("$as_user" lxc-create -t download -n "$NAME" --
 echo "== checking both tools as $user"
 BENCH_SETTLE=0 "$script" --reset coop-cold
 "${coop_create[@]}" | sed 's/^/   coop: /'
-[ -s "$work/containers/$NAME/rootfs/etc/os-release" ] || die "coop made no rootfs"
+[ -s "$containers/$NAME/rootfs/etc/os-release" ] || die "coop made no rootfs"
 lxc_used=true
 BENCH_SETTLE=0 "$script" --reset lxc-cold
 "${lxc_create[@]}" | sed 's/^/   lxc:  /'
 [ -s "$lxc_path/$NAME/rootfs/etc/os-release" ] || die "lxc-create made no rootfs"
-echo "   entries:  coop $(find "$work/containers/$NAME/rootfs" | wc -l)," \
+echo "   entries:  coop $(find "$containers/$NAME/rootfs" | wc -l)," \
     "lxc $(find "$lxc_path/$NAME/rootfs" | wc -l)"
-echo "   /etc/shadow owner: coop $(stat -c %u:%g "$work/containers/$NAME/rootfs/etc/shadow")," \
+echo "   /etc/shadow owner: coop $(stat -c %u:%g "$containers/$NAME/rootfs/etc/shadow")," \
     "lxc $(stat -c %u:%g "$lxc_path/$NAME/rootfs/etc/shadow")"
 
-wait_for=$quiet_wait
-if [ -s "$stamp" ] && [[ "$(cat "$stamp")" =~ ^[0-9]+$ ]]; then
-    since=$(($(date +%s) - $(cat "$stamp")))
-    if ((370 - since > wait_for)); then
-        wait_for=$((370 - since))
-    fi
-fi
-echo "== waiting ${wait_for} s for inodes freed before the benchmark to age"
-sync
-sleep "$wait_for"
+# purge: deletes the trees set aside, then lets freed inodes age (see the top of this file).
+purge() {
+    find "$trash" -mindepth 1 -delete
+    sync
+    echo "   (deleted the trees set aside; waiting $quiet_wait s)"
+    sleep "$quiet_wait"
+}
 
 # bench LABEL CASE COMMAND...: hyperfine with --prepare "create.sh --reset CASE".
 bench() {
@@ -279,6 +276,9 @@ bench() {
     command=$(printf '%q ' "$@")
     prepare=$(printf '%q ' "$script" --reset "$case")
     echo "== $label"
+    if [ "$case" != none ]; then
+        purge
+    fi
     if ! hyperfine --runs "$runs" --warmup 1 --style basic \
         --prepare "$prepare" \
         --output "$work/log/$case.log" \

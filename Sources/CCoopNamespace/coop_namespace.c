@@ -69,7 +69,7 @@ static int run_map_helper(char *const helper_argv[], pid_t pid) {
 }
 
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
-                 char *const uidmap_argv[], char *const gidmap_argv[], coop_spawn_failure *failure) {
+                 char *const uidmap_argv[], char *const gidmap_argv[], int new_session, coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
     int use_userns = uidmap_argv != NULL && gidmap_argv != NULL;
     int report_pipe[2], ready_pipe[2] = {-1, -1}, go_pipe[2] = {-1, -1};
@@ -89,6 +89,7 @@ pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         close(report_pipe[0]);
+        if (new_session) setsid();
         for (int i = 0; i < 3; i++) {
             if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) child_fail(report_pipe[1], COOP_STAGE_DUP);
         }

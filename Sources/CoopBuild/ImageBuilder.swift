@@ -139,7 +139,8 @@ public struct ImageBuilder {
                 throw CoopError(.hostSetup, "mmdebstrap", cause: "is not installed", fix: "apt-get install mmdebstrap")
             }
             process = try SpawnedProcess(
-                arguments: arguments, environment: environment, idMap: nil, output: logFD, error: logFD)
+                arguments: arguments, environment: environment, idMap: nil, output: logFD, error: logFD,
+                newSession: true)
         }
         let status = process.wait()
         guard status == 0 else {

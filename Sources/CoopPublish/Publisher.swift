@@ -76,7 +76,11 @@ public struct Publisher {
                 let from = source.appendingPathComponent(name)
                 let to = staging.appendingPathComponent(name)
                 if link(from.path, to.path) != 0 {
-                    try FileManager.default.copyItem(at: from, to: to)
+                    do { try FileManager.default.copyItem(at: from, to: to) } catch {
+                        throw CoopError(
+                            .io, "copy of \(name) into \(tree.path)", cause: error.localizedDescription,
+                            fix: "free some disk space where the tree lives; the published tree was left as it was")
+                    }
                 }
                 let digest = try SHA256Hasher.hash(files: [to])
                 let size = (try FileManager.default.attributesOfItem(atPath: to.path)[.size] as? Int64) ?? 0
@@ -99,6 +103,9 @@ public struct Publisher {
             try checkSystemCall(rename(staging.path, target.path), "publish \(target.path)")
         } catch {
             try? FileManager.default.removeItem(at: staging)
+            // Folders made for this build only go too: the tree stays as it was.
+            var folder = target.deletingLastPathComponent()
+            while folder.path.count > tree.path.count, rmdir(folder.path) == 0 { folder.deleteLastPathComponent() }
             throw error
         }
     }

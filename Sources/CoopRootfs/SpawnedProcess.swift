@@ -11,7 +11,7 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// where it is root over that range. `input`, `output`, `error` become its fds 0, 1, 2.
     public init(
         arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
-        idMap: IDMap?, input: Int32 = -1, output: Int32 = -1, error: Int32 = -1
+        idMap: IDMap?, input: Int32 = -1, output: Int32 = -1, error: Int32 = -1, newSession: Bool = false
     ) throws {
         // All memory is prepared here, before the fork: the child may not allocate.
         let argv = CStringArray(arguments)
@@ -26,7 +26,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         let pid = fds.withUnsafeBufferPointer { fdBuffer in
             coop_spawn(
                 arguments[0], argv.pointer, envp.pointer, fdBuffer.baseAddress, maps?.uid.pointer, maps?.gid.pointer,
-                &failure)
+                newSession ? 1 : 0, &failure)
         }
         if pid < 0 { throw Self.describe(failure, command: arguments[0]) }
         self.pid = pid

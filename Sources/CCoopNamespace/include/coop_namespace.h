@@ -34,8 +34,10 @@ typedef struct {
 /// The child only makes async-signal-safe calls before exec: the caller may be multithreaded.
 /// `fds` are dup'ed to 0, 1 and 2 in the child (-1 keeps the parent's).
 /// Returns the pid, or -1 with `failure` filled in.
+/// With `new_session`, the child leads a session of its own (setsid), so that a tool which signals its
+/// whole process group on failure cannot reach coop.
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
-                 char *const uidmap_argv[], char *const gidmap_argv[], coop_spawn_failure *failure);
+                 char *const uidmap_argv[], char *const gidmap_argv[], int new_session, coop_spawn_failure *failure);
 
 /// pipe2(O_CLOEXEC), which Swift's Glibc module does not expose.
 int coop_pipe_cloexec(int fds[2]);

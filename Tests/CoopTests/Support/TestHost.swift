@@ -84,3 +84,8 @@ enum TestHost {
         return copy
     }()
 }
+
+extension TestHost {
+    /// This machine's architecture as Debian names it.
+    static var arch: String { (try? shell("/usr/bin/dpkg", "--print-architecture").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "amd64" }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import Testing
+
+/// `coop build`, `coop key` and `coop publish`, with the real mirror, gpgv, sha256sum and nginx.
+@Suite("Build and publish", .serialized)
+struct BuildPublishTests {
+    /// Builds once per run as the test user; the published tree is shared by the tests below.
+    final class Shared: @unchecked Sendable {
+        static let shared = Shared()
+        let lock = NSLock()
+        var sandbox: Sandbox?
+        var firstBuild: (CoopResult, URL)?
+
+        func build(_ sandbox: Sandbox, epoch: String = "1764374400") throws -> (CoopResult, URL) {
+            sandbox.extraEnvironment["SOURCE_DATE_EPOCH"] = epoch
+            sandbox.extraEnvironment["COOP_BUILDS"] = sandbox.root.appendingPathComponent("builds-\(UUID().uuidString.prefix(6))").path
+            let result = try sandbox.run("build", "debian", "bookworm", "--variant", "slim")
+            let folder = URL(fileURLWithPath: result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            return (result, folder)
+        }
+
+        /// A sandbox of the test user with one slim bookworm build, a signing key and a published tree.
+        func published() throws -> (Sandbox, URL) {
+            lock.lock()
+            defer { lock.unlock() }
+            if let sandbox, let firstBuild { return (sandbox, firstBuild.1) }
+            let made = try Sandbox(asUser: true, "published")
+            let result = try build(made)
+            #expect(result.0.status == 0, "\(result.0)")
+            #expect(try made.run("key", "create", "tester").status == 0)
+            let tree = made.root.appendingPathComponent("www/tree")
+            try FileManager.default.createDirectory(at: tree.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try made.own()
+            let published = try made.run("publish", tree.path, result.1.path)
+            #expect(published.status == 0, "\(published)")
+            sandbox = made
+            firstBuild = result
+            return (made, result.1)
+        }
+    }
+
+    var tree: URL { Shared.shared.sandbox!.root.appendingPathComponent("www/tree") }
+
+    @Test(
+        "As an ordinary user, two builds with one SOURCE_DATE_EPOCH give byte-identical rootfs.tar.xz",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func reproducibleBuilds() throws {
+        let (sandbox, first) = try Shared.shared.published()
+        let second = try Shared.shared.build(sandbox)
+        #expect(second.0.status == 0, "\(second.0)")
+        let hashes = try [first, second.1].map { folder in
+            try shell("/usr/bin/sha256sum", folder.appendingPathComponent("rootfs.tar.xz").path).stdout.prefix(64)
+        }
+        #expect(hashes[0] == hashes[1])
+        #expect(second.0.stderr.contains("entries"), "the summary names size and entries")
+        // Multi-block: xz lists more than one block, so it decodes on several cores.
+        let list = try shell("/usr/bin/xz", "--robot", "--list", first.appendingPathComponent("rootfs.tar.xz").path)
+        let blocks = list.stdout.split(separator: "\n").first { $0.hasPrefix("file") }?.split(separator: "\t")[2]
+        #expect((blocks.flatMap { Int($0) } ?? 0) > 1, "\(list.stdout)")
+    }
+
+    @Test(
+        "The image is prepared for containers: templated names, empty machine-id and resolv.conf, no build host",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func preparedTree() throws {
+        let (_, folder) = try Shared.shared.published()
+        let listing = try shell("/usr/bin/tar", "-tvJf", folder.appendingPathComponent("rootfs.tar.xz").path)
+        #expect(listing.stdout.contains("./usr/sbin/init -> "))
+        #expect(!listing.stdout.contains("./usr/share/man/man1/"), "slim drops man pages")
+        let scratch = try Sandbox(asUser: false)
+        let out = scratch.root.appendingPathComponent("x")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let extracted = try shell(
+            "/usr/bin/tar", "-xJf", folder.appendingPathComponent("rootfs.tar.xz").path, "-C", out.path,
+            "./etc/hostname", "./etc/hosts", "./etc/machine-id", "./etc/resolv.conf")
+        #expect(extracted.status == 0, "\(extracted)")
+        func read(_ name: String) -> String {
+            (try? String(contentsOf: out.appendingPathComponent(name), encoding: .utf8)) ?? "<missing>"
+        }
+        #expect(read("etc/hostname") == "LXC_NAME\n")
+        #expect(read("etc/hosts").contains("127.0.1.1\tLXC_NAME"))
+        #expect(read("etc/machine-id") == "")
+        #expect(read("etc/resolv.conf") == "")
+        let meta = try shell("/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./excludes-user")
+        #expect(meta.stdout.contains("./dev/null"))
+        let config = try shell("/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./config-user")
+        #expect(config.stdout.contains("lxc.include = LXC_TEMPLATE_CONFIG/userns.conf"))
+        #expect(config.stdout.contains("lxc.arch = x86_64"))
+    }
+
+    @Test(
+        "gpgv with the exported key accepts every signature, and sha256sum -c passes in the build folder",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func signaturesVerifyWithGpgv() throws {
+        let (sandbox, _) = try Shared.shared.published()
+        let key = sandbox.root.appendingPathComponent("exported.asc")
+        let exported = try sandbox.run("key", "export", "--output", key.path, "--remote", "mine")
+        #expect(exported.status == 0, "\(exported)")
+        #expect(exported.stdout.hasPrefix("mine;lxc;"))
+        let keyring = sandbox.root.appendingPathComponent("exported.gpg")
+        let dearmored = try shell("/usr/bin/gpg", "--batch", "--yes", "--dearmor", "--output", keyring.path, key.path)
+        #expect(dearmored.status == 0, "\(dearmored)")
+        let signatures = (FileManager.default.enumerator(atPath: tree.path)?.allObjects as? [String] ?? [])
+            .filter { $0.hasSuffix(".asc") }
+        #expect(signatures.count == 7)  // 3 in the build folder, 2 LXC indexes, 2 in streams/v1
+        for signature in signatures {
+            let file = tree.appendingPathComponent(String(signature.dropLast(4)))
+            let result = try shell("/usr/bin/gpgv", "--keyring", keyring.path, tree.appendingPathComponent(signature).path, file.path)
+            #expect(result.status == 0, "\(signature): \(result)")
+        }
+        let build = tree.appendingPathComponent("images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00")
+        let sums = try shell("/bin/sh", "-c", "cd '\(build.path)' && sha256sum -c SHA256SUMS")
+        #expect(sums.status == 0, "\(sums)")
+        let index = try String(contentsOf: tree.appendingPathComponent("meta/1.0/index-system"), encoding: .utf8)
+        #expect(index == "debian;bookworm;\(TestHost.arch);slim;20251129_00:00;/images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00/\n")
+    }
+
+    @Test(
+        "coop fetches the published tree through both protocols and verifies it",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server)), .timeLimit(.minutes(15)))
+    func fetchBothProtocols() throws {
+        let (sandbox, _) = try Shared.shared.published()
+        let state = sandbox.root.appendingPathComponent("server")
+        let serve = TestHost.repository.appendingPathComponent("Tests/Fixtures/serve.sh").path
+        let started = try shell(serve, "start", tree.deletingLastPathComponent().path, state.path)
+        #expect(started.status == 0, "\(started)")
+        defer { _ = try? shell(serve, "stop", state.path) }
+        let port = try #require(started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
+        let key = sandbox.root.appendingPathComponent("published.asc")
+        #expect(try sandbox.run("key", "export", "--output", key.path).status == 0)
+        let fingerprint = try sandbox.run("key", "export").stderr.split(separator: ";").last.map {
+            $0.trimmingCharacters(in: .whitespacesAndNewlines)
+        } ?? ""
+        let client = try Sandbox(asUser: true)
+        client.extraEnvironment["CURL_CA_BUNDLE"] = state.appendingPathComponent("tls/ca.pem").path
+        let url = "https://127.0.0.1:\(port)/tree"
+        try client.remotes([("l", "lxc", url, key, fingerprint), ("s", "simplestreams", url, key, fingerprint)])
+        for remote in ["l", "s"] {
+            let fetched = try client.run("fetch", "\(remote):debian", "bookworm", "--variant", "slim")
+            #expect(fetched.status == 0, "\(fetched)")
+            #expect(fetched.stderr.contains("verified against \(fingerprint)"), "\(fetched)")
+        }
+    }
+
+    @Test(
+        "publish --keep 1 keeps the newest build only, and the indexes name exactly what is there",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func keepPrunes() throws {
+        let (sandbox, first) = try Shared.shared.published()
+        // A second build id: the same files under a later name, as a new build would be.
+        let later = first.deletingLastPathComponent().appendingPathComponent("20251230_00:00")
+        _ = try shell("/bin/cp", "-r", first.path, later.path)
+        try sandbox.own()
+        let copy = try Sandbox(asUser: true)
+        let tree2 = copy.root.appendingPathComponent("tree")
+        copy.extraEnvironment["XDG_CONFIG_HOME"] = sandbox.config.path
+        for build in [first, later] {
+            let published = try copy.run("publish", tree2.path, build.path, "--keep", "1")
+            #expect(published.status == 0, "\(published)")
+        }
+        let index = try String(contentsOf: tree2.appendingPathComponent("meta/1.0/index-user"), encoding: .utf8)
+        #expect(index.contains("20251230_00:00") && !index.contains("20251129_00:00"))
+        let folder = tree2.appendingPathComponent("images/debian/bookworm/\(TestHost.arch)/slim")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["20251230_00:00"])
+        let images = try String(contentsOf: tree2.appendingPathComponent("streams/v1/images.json"), encoding: .utf8)
+        #expect(images.contains("20251230_00:00") && !images.contains("20251129_00:00"))
+    }
+
+    @Test(
+        "A publish that fails halfway (disk full) leaves the published tree as it was",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func publishDiskFull() throws {
+        let (sandbox, first) = try Shared.shared.published()
+        let small = try Sandbox(asUser: false)
+        let mountPoint = small.root.appendingPathComponent("small")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        #expect(try shell("/bin/mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", mountPoint.path).status == 0)
+        defer { _ = try? shell("/bin/umount", mountPoint.path) }
+        let tree2 = mountPoint.appendingPathComponent("tree")
+        // A tree that already serves something: a tiny build made by hand.
+        let tiny = small.root.appendingPathComponent("b/debian/tiny/\(TestHost.arch)/default/20250101_00:00")
+        try FileManager.default.createDirectory(at: tiny, withIntermediateDirectories: true)
+        for name in ["rootfs.tar.xz", "meta.tar.xz"] {
+            try Data("x".utf8).write(to: tiny.appendingPathComponent(name))
+        }
+        _ = try shell("/bin/chmod", "-R", "a+rwX", small.root.path)
+        #expect(try sandbox.run("publish", tree2.path, tiny.path).status == 0)
+        let before = try shell("/usr/bin/find", tree2.path, "-not", "-name", ".*").stdout
+        let index = try Data(contentsOf: tree2.appendingPathComponent("meta/1.0/index-system"))
+
+        let failed = try sandbox.run("publish", tree2.path, first.path)
+        #expect(failed.status != 0, "\(failed)")
+        #expect(failed.stderr.contains("No space left") || failed.stderr.contains("space"), "\(failed)")
+        #expect(try shell("/usr/bin/find", tree2.path, "-not", "-name", ".*").stdout == before)
+        #expect(try Data(contentsOf: tree2.appendingPathComponent("meta/1.0/index-system")) == index)
+    }
+
+    @Test(
+        "Builder refusals: an unknown release, an unreachable mirror, a full disk",
+        .enabled(if: TestHost.ready(.root)), .timeLimit(.minutes(10)))
+    func builderRefusals() throws {
+        let sandbox = try Sandbox(asUser: false)
+        sandbox.extraEnvironment["COOP_BUILDS"] = sandbox.root.appendingPathComponent("builds").path
+        let unknown = try sandbox.run("build", "debian", "jessie")
+        #expect(unknown.status == 2, "\(unknown)")
+        #expect(unknown.stderr.contains("bullseye, bookworm, trixie, sid"))
+
+        let unreachable = try sandbox.run("build", "debian", "bookworm", "--mirror", "http://127.0.0.1:9/debian")
+        #expect(unreachable.status == 4, "\(unreachable)")
+        #expect(unreachable.stderr.contains("cannot be reached"), "\(unreachable)")
+        #expect(unreachable.stderr.contains("fix:"))
+
+        let mountPoint = sandbox.root.appendingPathComponent("small")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        #expect(try shell("/bin/mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mountPoint.path).status == 0)
+        defer { _ = try? shell("/bin/umount", mountPoint.path) }
+        let full = try sandbox.run("build", "debian", "bookworm", "--variant", "slim", "--output", mountPoint.path)
+        #expect(full.status != 0, "\(full)")
+        #expect(full.stderr.contains("disk is full") || full.stderr.contains("space"), "\(full)")
+        let left = try shell("/usr/bin/find", mountPoint.path, "-mindepth", "1", "-name", "*_*")
+        #expect(left.stdout.isEmpty, "a half-written build was left: \(left.stdout)")
+    }
+}
