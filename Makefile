@@ -29,8 +29,8 @@ deps:
 fixtures: deps
 	Tests/Fixtures/build-images.sh $(FIXTURES)
 
-demo: deps release fixtures
-	Tests/demo.sh $(FIXTURES) $(TEST_USER)
+demo: deps release
+	Tests/demo.sh $(TEST_USER)
 
 test: deps build fixtures lint
 	Tests/run-tests.sh $(FIXTURES) $(TEST_USER)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job, end to end, as an ordinary user: a signed bookworm image on a local image server is
-# fetched through the verified path and unpacked into a container whose root is the user's subuid.
+# The main job, end to end, as an ordinary user: build a Debian bookworm image from the mirror
+# (`coop build`, reused when already built), sign and publish it (`coop key`, `coop publish`), serve it
+# with nginx on loopback, then fetch it through the verified path and create a container whose root
+# is the user's first subordinate id.
 set -euo pipefail
-fixtures=${1:?fixtures folder}
-user=${2:-coop-test}
+user=${1:-coop-test}
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then
@@ -19,25 +20,40 @@ cleanup() {
 }
 trap cleanup EXIT
 make --no-print-directory install PREFIX="$work/prefix" >/dev/null
-Tests/Fixtures/serve.sh start "$fixtures/www" "$work/server" >/dev/null
-# shellcheck disable=SC1091
-source "$work/server/ports"
 
 home=$(getent passwd "$user" | cut -d: -f6)
-install -d -o "$user" -g "$user" "$home/.config/coop"
-install -m 0644 "$fixtures/keys/signer.asc" "$work/local.asc"
-echo "local;lxc;https://127.0.0.1:$HTTPS_PORT/good;$work/local.asc;$(cat "$fixtures/keys/signer.fpr")" >"$work/images.index"
-install -o "$user" -g "$user" -m 0644 "$work/images.index" "$home/.config/coop/images.index"
-
 as_user() {
-    runuser -u "$user" -- env -i HOME="$home" PATH="$work/prefix/bin:/usr/bin:/bin" \
+    runuser -u "$user" -- env -i HOME="$home" PATH="$work/prefix/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         CURL_CA_BUNDLE="$work/server/tls/ca.pem" TERM="${TERM:-dumb}" "$@"
 }
+
+arch=$(dpkg --print-architecture)
+builds="$home/.local/share/coop/builds/debian/bookworm/$arch/default"
+if [ -n "$(ls -A "$builds" 2>/dev/null)" ]; then
+    echo "== reusing the build in $builds"
+else
+    echo "== coop build debian bookworm (as $user: mmdebstrap --mode=unshare from the Debian mirror)"
+    as_user coop build debian bookworm >/dev/null
+fi
+
+echo "== coop key create / coop publish (as $user)"
+as_user coop key export >/dev/null 2>&1 || as_user coop key create demo >/dev/null
+install -d -o "$user" -g "$user" -m 0755 "$work/www"
+as_user coop publish "$work/www/demo"
+as_user coop key export --output "$home/.config/coop/demo.asc" >/dev/null 2>&1
+
+Tests/Fixtures/serve.sh start "$work/www" "$work/server" >/dev/null
+# shellcheck disable=SC1091
+source "$work/server/ports"
+fingerprint=$(as_user coop key export 2>&1 >/dev/null | sed 's/.*;//')
+echo "demo;lxc;https://127.0.0.1:$HTTPS_PORT/demo;$home/.config/coop/demo.asc;$fingerprint" |
+    as_user tee "$home/.config/coop/images.index" >/dev/null
+
 as_user coop destroy demo >/dev/null 2>&1 || true
-echo "== coop images local: (as $user)"
-as_user coop images local:
-echo "== coop create demo local:debian/bookworm (as $user)"
-folder=$(as_user coop create demo local:debian/bookworm)
+echo "== coop images demo: (as $user)"
+as_user coop images demo:
+echo "== coop create demo demo:debian/bookworm --flush-cache (as $user)"
+folder=$(as_user coop create demo demo:debian/bookworm --flush-cache)
 echo "== $folder/rootfs/etc/os-release"
 cat "$folder/rootfs/etc/os-release"
 echo "== host ownership (container root is the user's first subuid)"
@@ -45,5 +61,3 @@ stat -c '%u:%g %A %n' "$folder/rootfs" "$folder/rootfs/etc/os-release" "$folder/
     "$folder/rootfs/usr/bin/passwd"
 echo "== config"
 cat "$folder/config"
-echo "== coop cache list (as $user)"
-as_user coop cache list

@@ -143,6 +143,27 @@ struct BuildPublishTests {
     }
 
     @Test(
+        "Real LXC as an ordinary user: lxc-create -t download from the published tree, lxc-start, lxc-attach",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func realLXCAcceptsTree() throws {
+        let (sandbox, _) = try Shared.shared.published()
+        let state = sandbox.root.appendingPathComponent("lxc-server")
+        let fixtures = TestHost.repository.appendingPathComponent("Tests/Fixtures")
+        let serve = fixtures.appendingPathComponent("serve.sh").path
+        let started = try shell(serve, "start", tree.deletingLastPathComponent().path, state.path)
+        #expect(started.status == 0, "\(started)")
+        defer { _ = try? shell(serve, "stop", state.path) }
+        let port = try #require(started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
+        // lxc-interop.sh checks the container's state (lxc-start exits 0 even when the container died),
+        // then attaches and prints the guest's os-release.
+        let result = try shell(
+            "/usr/bin/env", "LXC_INTEROP_VARIANT=slim", fixtures.appendingPathComponent("lxc-interop.sh").path,
+            TestHost.userName, "127.0.0.1:\(port)/tree", state.appendingPathComponent("tls/ca.pem").path)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("VERSION_CODENAME=bookworm"), "\(result)")
+    }
+
+    @Test(
         "publish --keep 1 keeps the newest build only, and the indexes name exactly what is there",
         .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
     func keepPrunes() throws {

@@ -10,6 +10,7 @@
 #           it must have been run before.
 # Environment: LXC_INTEROP_NAME     container name (default c1)
 #              LXC_INTEROP_TIMEOUT  seconds allowed per step (default 60)
+#              LXC_INTEROP_VARIANT  image variant (default default)
 #
 # Prints the container's /etc/os-release on success; progress and errors go
 # to stderr. Exits non-zero on any failure, after removing the container.
@@ -31,6 +32,7 @@ USER_NAME=$1
 SERVER=$2
 NAME=${LXC_INTEROP_NAME:-c1}
 STEP=${LXC_INTEROP_TIMEOUT:-60}
+VARIANT=${LXC_INTEROP_VARIANT:-default}
 LOGDIR=""
 ok=0
 
@@ -134,7 +136,7 @@ exists && fail "a container $NAME exists and cannot be removed"
 
 say "lxc-create $NAME from $SERVER"
 run_for "$STEP" lxc-create -t download -n "$NAME" -- \
-    --server "$SERVER" -d debian -r bookworm -a amd64 >"$LOGDIR/create.log" 2>&1 ||
+    --server "$SERVER" -d debian -r bookworm -a amd64 --variant "$VARIANT" >"$LOGDIR/create.log" 2>&1 ||
     fail "lxc-create failed (exit $?): $(tail -n 5 "$LOGDIR/create.log")"
 
 say "lxc-start $NAME"
