@@ -43,6 +43,7 @@ format:
 
 bench: deps release fixtures
 	bench/create.sh $(FIXTURES) $(TEST_USER)
+	bench/build.sh
 
 clean:
 	rm -rf .build

@@ -13,7 +13,8 @@ struct BuildPublishTests {
 
         func build(_ sandbox: Sandbox, epoch: String = "1764374400") throws -> (CoopResult, URL) {
             sandbox.extraEnvironment["SOURCE_DATE_EPOCH"] = epoch
-            sandbox.extraEnvironment["COOP_BUILDS"] = sandbox.root.appendingPathComponent("builds-\(UUID().uuidString.prefix(6))").path
+            sandbox.extraEnvironment["COOP_BUILDS"] =
+                sandbox.root.appendingPathComponent("builds-\(UUID().uuidString.prefix(6))").path
             let result = try sandbox.run("build", "debian", "bookworm", "--variant", "slim")
             let folder = URL(fileURLWithPath: result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
             return (result, folder)
@@ -29,7 +30,8 @@ struct BuildPublishTests {
             #expect(result.0.status == 0, "\(result.0)")
             #expect(try made.run("key", "create", "tester").status == 0)
             let tree = made.root.appendingPathComponent("www/tree")
-            try FileManager.default.createDirectory(at: tree.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: tree.deletingLastPathComponent(), withIntermediateDirectories: true)
             try made.own()
             let published = try made.run("publish", tree.path, result.1.path)
             #expect(published.status == 0, "\(published)")
@@ -81,9 +83,11 @@ struct BuildPublishTests {
         #expect(read("etc/hosts").contains("127.0.1.1\tLXC_NAME"))
         #expect(read("etc/machine-id") == "")
         #expect(read("etc/resolv.conf") == "")
-        let meta = try shell("/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./excludes-user")
+        let meta = try shell(
+            "/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./excludes-user")
         #expect(meta.stdout.contains("./dev/null"))
-        let config = try shell("/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./config-user")
+        let config = try shell(
+            "/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./config-user")
         #expect(config.stdout.contains("lxc.include = LXC_TEMPLATE_CONFIG/userns.conf"))
         #expect(config.stdout.contains("lxc.arch = x86_64"))
     }
@@ -105,14 +109,18 @@ struct BuildPublishTests {
         #expect(signatures.count == 7)  // 3 in the build folder, 2 LXC indexes, 2 in streams/v1
         for signature in signatures {
             let file = tree.appendingPathComponent(String(signature.dropLast(4)))
-            let result = try shell("/usr/bin/gpgv", "--keyring", keyring.path, tree.appendingPathComponent(signature).path, file.path)
+            let result = try shell(
+                "/usr/bin/gpgv", "--keyring", keyring.path, tree.appendingPathComponent(signature).path, file.path)
             #expect(result.status == 0, "\(signature): \(result)")
         }
         let build = tree.appendingPathComponent("images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00")
         let sums = try shell("/bin/sh", "-c", "cd '\(build.path)' && sha256sum -c SHA256SUMS")
         #expect(sums.status == 0, "\(sums)")
         let index = try String(contentsOf: tree.appendingPathComponent("meta/1.0/index-system"), encoding: .utf8)
-        #expect(index == "debian;bookworm;\(TestHost.arch);slim;20251129_00:00;/images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00/\n")
+        #expect(
+            index
+                == "debian;bookworm;\(TestHost.arch);slim;20251129_00:00;/images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00/\n"
+        )
     }
 
     @Test(
@@ -125,12 +133,14 @@ struct BuildPublishTests {
         let started = try shell(serve, "start", tree.deletingLastPathComponent().path, state.path)
         #expect(started.status == 0, "\(started)")
         defer { _ = try? shell(serve, "stop", state.path) }
-        let port = try #require(started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
+        let port = try #require(
+            started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
         let key = sandbox.root.appendingPathComponent("published.asc")
         #expect(try sandbox.run("key", "export", "--output", key.path).status == 0)
-        let fingerprint = try sandbox.run("key", "export").stderr.split(separator: ";").last.map {
-            $0.trimmingCharacters(in: .whitespacesAndNewlines)
-        } ?? ""
+        let fingerprint =
+            try sandbox.run("key", "export").stderr.split(separator: ";").last.map {
+                $0.trimmingCharacters(in: .whitespacesAndNewlines)
+            } ?? ""
         let client = try Sandbox(asUser: true)
         client.extraEnvironment["CURL_CA_BUNDLE"] = state.appendingPathComponent("tls/ca.pem").path
         let url = "https://127.0.0.1:\(port)/tree"
@@ -153,7 +163,8 @@ struct BuildPublishTests {
         let started = try shell(serve, "start", tree.deletingLastPathComponent().path, state.path)
         #expect(started.status == 0, "\(started)")
         defer { _ = try? shell(serve, "stop", state.path) }
-        let port = try #require(started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
+        let port = try #require(
+            started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
         // lxc-interop.sh checks the container's state (lxc-start exits 0 even when the container died),
         // then attaches and prints the guest's os-release.
         let result = try shell(

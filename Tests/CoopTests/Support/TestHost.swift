@@ -87,5 +87,8 @@ enum TestHost {
 
 extension TestHost {
     /// This machine's architecture as Debian names it.
-    static var arch: String { (try? shell("/usr/bin/dpkg", "--print-architecture").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "amd64" }
+    static var arch: String {
+        (try? shell("/usr/bin/dpkg", "--print-architecture").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            ?? "amd64"
+    }
 }
