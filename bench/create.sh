@@ -238,6 +238,7 @@ changes=$(git -C "$repo" status --porcelain -- Sources Package.swift 2>/dev/null
 echo "   coop:     $coop_bin, built $(date -u -r "$coop_bin" '+%F %T UTC');" \
     "checkout at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')${changes:+ with local changes}"
 echo "   lxc:      $(lxc-create --version)"
+echo "   load:     $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "   tools:    $(hyperfine --version), $(xz --version | head -n1), $(tar --version | head -n1)"
 echo "== image debian/bookworm/$arch build $(basename "$build_path")"
 xz --robot --list "$rootfs" | awk -F'\t' '$1 == "totals" {
@@ -311,6 +312,7 @@ bench "tar -xJf rootfs.tar.xz (root)" tar tar -xJf "$rootfs" -C "$work/tar"
 bench "xz -dc rootfs.tar.xz" none xz -dc "$rootfs"
 
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
 python3 - "$work" "$runs" "$COLD_TARGET" "$WARM_TARGET" <<'EOF'
 import json
 import sys

@@ -42,15 +42,6 @@ public struct ImageBuilder {
 
     public init(request: Request) { self.request = request }
 
-    /// The build id LXC servers use, `YYYYMMDD_HH:MM` in UTC.
-    public static func buildID(epoch: Int) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd_HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(epoch)))
-    }
-
     public func run() throws -> Result {
         try DebianRelease.check(request.release)
         guard ImageReference.isSafeComponent(request.arch) else {
@@ -63,7 +54,7 @@ public struct ImageBuilder {
                 fix: "build on a machine of that architecture")
         }
         let epoch = request.sourceDateEpoch ?? Int(Date().timeIntervalSince1970)
-        let build = Self.buildID(epoch: epoch)
+        let build = BuildID.string(epoch: epoch)
         let product = request.output.appendingPathComponent(
             "debian/\(request.release)/\(request.arch)/\(request.variant.rawValue)")
         let final = product.appendingPathComponent(build)

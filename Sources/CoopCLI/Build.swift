@@ -129,20 +129,6 @@ struct Publish: ParsableCommand {
     }
 
     static func newestBuilds(in root: URL) -> [URL] {
-        let manager = FileManager.default
-        func children(_ url: URL) -> [URL] {
-            ((try? manager.contentsOfDirectory(atPath: url.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted().map {
-                url.appendingPathComponent($0)
-            }
-        }
-        var result: [URL] = []
-        for distro in children(root) {
-            for release in children(distro) {
-                for arch in children(release) {
-                    for variant in children(arch) { if let newest = children(variant).last { result.append(newest) } }
-                }
-            }
-        }
-        return result
+        FileSystem.folders(below: root, depth: 4).compactMap { FileSystem.subfolders($0).last }
     }
 }

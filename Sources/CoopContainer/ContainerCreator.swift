@@ -121,15 +121,7 @@ final class DecodingSink: ByteSink {
         let path = temporary.path
         decoder = try XZDecoder { bytes in
             try unpacker.write(bytes)
-            var offset = 0
-            while offset < bytes.count {
-                let count = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw CoopError.system("write \(path)", fix: errno == ENOSPC ? "free some disk space" : nil)
-                }
-                offset += count
-            }
+            try FileSystem.writeAll(fd, bytes, what: "write \(path)")
         }
     }
 

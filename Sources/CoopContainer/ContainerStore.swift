@@ -61,11 +61,8 @@ public final class ContainerStore: Sendable {
 
     /// Removes staging folders of creates that were killed (their pid no longer runs).
     func removeAbandonedStaging() {
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] where entry.hasPrefix(".")
-        {
-            let parts = entry.split(separator: "-")
-            guard entry.contains(".creating-") || entry.contains(".destroying-"), parts.count >= 3,
-                let pid = Int32(parts[parts.count - 2]), kill(pid, 0) != 0, errno == ESRCH
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] {
+            guard entry.contains(".creating-") || entry.contains(".destroying-"), FileSystem.isAbandonedStaging(entry)
             else { continue }
             try? TreeRemover.remove(root.appendingPathComponent(entry), idMap: idMap, privileged: privileged)
         }

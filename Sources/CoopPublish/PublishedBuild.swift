@@ -28,25 +28,9 @@ struct PublishedBuild: Codable, Comparable {
 
     /// Every complete build in the tree: a folder without its record is not (yet) published.
     static func all(in tree: URL) -> [PublishedBuild] {
-        var result: [PublishedBuild] = []
-        let images = tree.appendingPathComponent("images")
-        func children(_ url: URL) -> [URL] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).filter { !$0.hasPrefix(".") }
-                .map { url.appendingPathComponent($0) }
-        }
-        for distro in children(images) {
-            for release in children(distro) {
-                for arch in children(release) {
-                    for variant in children(arch) {
-                        for build in children(variant) {
-                            if let data = try? Data(contentsOf: build.appendingPathComponent(recordName)),
-                                let record = try? JSONDecoder().decode(PublishedBuild.self, from: data)
-                            {
-                                result.append(record)
-                            }
-                        }
-                    }
-                }
+        let result = FileSystem.folders(below: tree.appendingPathComponent("images"), depth: 5).compactMap { build in
+            (try? Data(contentsOf: build.appendingPathComponent(recordName))).flatMap {
+                try? JSONDecoder().decode(PublishedBuild.self, from: $0)
             }
         }
         return result.sorted()

@@ -184,9 +184,7 @@ public struct Publisher {
         }
         while let relative = walker.nextObject() as? String {
             let name = (relative as NSString).lastPathComponent
-            guard name.hasPrefix("."), name.contains(".publishing-") else { continue }
-            let parts = name.split(separator: "-")
-            if parts.count >= 3, let pid = Int32(parts[parts.count - 2]), kill(pid, 0) != 0 {
+            if name.contains(".publishing-"), FileSystem.isAbandonedStaging(name) {
                 try? FileManager.default.removeItem(at: tree.appendingPathComponent("images/" + relative))
                 walker.skipDescendants()
             }

@@ -48,17 +48,12 @@ public final class RootfsUnpacker: @unchecked Sendable {
 
     /// Passes plain tar bytes on to the child; blocks while it is busy (back-pressure for the download).
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let count = Glibc.write(input, bytes.baseAddress! + offset, bytes.count - offset)
-            if count < 0 {
-                if errno == EINTR { continue }
-                // The child stopped reading: its own error says why.
-                let writeError = CoopError.system("unpack")
-                try finish()
-                throw writeError
-            }
-            offset += count
+        do {
+            try FileSystem.writeAll(input, bytes, what: "unpack")
+        } catch {
+            // The child stopped reading: its own error says why.
+            try finish()
+            throw error
         }
     }
 

@@ -177,7 +177,7 @@ public final class ImageFetcher: @unchecked Sendable {
         if let verifier { try verifyFile("rootfs.tar.xz", in: staging, verifier: verifier, listSigned: vouched) }
 
         var validity: Int?
-        if let expiry = meta.expiry, let built = Self.buildTime(build.build), expiry > built {
+        if let expiry = meta.expiry, let built = BuildID.epoch(build.build), expiry > built {
             validity = expiry - built
         }
         var files: [String: CacheEntry.FileRecord] = [:]
@@ -226,15 +226,6 @@ public final class ImageFetcher: @unchecked Sendable {
     private func feed(file: URL, to hasher: SHA256Hasher) throws {
         let data = try Data(contentsOf: file)
         data.withUnsafeBytes { hasher.update($0) }
-    }
-
-    /// Epoch seconds of a build id like `20251129_00:00`.
-    static func buildTime(_ build: String) -> Int? {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd_HH:mm"
-        return formatter.date(from: build).map { Int($0.timeIntervalSince1970) }
     }
 
     /// Runs independent jobs on as many threads, returning their results in order.

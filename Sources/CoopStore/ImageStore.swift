@@ -40,27 +40,9 @@ public final class ImageStore: Sendable {
 
     /// Every complete entry, newest build first within each image.
     public func entries() -> [CacheEntry] {
-        var result: [CacheEntry] = []
-        let manager = FileManager.default
-        func children(_ url: URL) -> [URL] {
-            ((try? manager.contentsOfDirectory(atPath: url.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted().map {
-                url.appendingPathComponent($0)
-            }
-        }
-        for remote in children(root) {
-            for distro in children(remote) {
-                for release in children(distro) {
-                    for arch in children(release) {
-                        for variant in children(arch) {
-                            for build in children(variant).reversed() {
-                                if let entry = read(build) { result.append(entry) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return result
+        // Builds sort by time: within one image, the newest first.
+        let products = FileSystem.folders(below: root, depth: 5)
+        return products.flatMap { FileSystem.subfolders($0).reversed().compactMap(read) }
     }
 
     func read(_ folder: URL) -> CacheEntry? {

@@ -9,19 +9,11 @@ public enum FileSystem {
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         if fd < 0 { throw CoopError.system("write \(url.path)") }
         defer { close(fd) }
-        try data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    let error = CoopError.system(
-                        "write \(url.path)", fix: errno == ENOSPC ? "free some disk space and try again" : nil)
-                    unlink(temporary.path)
-                    throw error
-                }
-                offset += written
-            }
+        do {
+            try data.withUnsafeBytes { try writeAll(fd, $0, what: "write \(url.path)") }
+        } catch {
+            unlink(temporary.path)
+            throw error
         }
         if fsync(fd) != 0 || rename(temporary.path, url.path) != 0 {
             let error = CoopError.system("write \(url.path)")
@@ -63,5 +55,41 @@ public enum FileSystem {
     public static func stagingURL(for url: URL, tag: String = "tmp") -> URL {
         url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    }
+}
+
+extension FileSystem {
+    /// Writes every byte, retrying on EINTR; an ENOSPC failure says how to get space.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let count = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw CoopError.system(what(), fix: errno == ENOSPC ? "free some disk space and try again" : nil)
+            }
+            offset += count
+        }
+    }
+
+    /// Visible subfolders of `url`, sorted by name.
+    public static func subfolders(_ url: URL) -> [URL] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+            .map { url.appendingPathComponent($0) }
+    }
+
+    /// The folders exactly `depth` levels below `root` (hidden ones left out), in name order: the
+    /// `DISTRO/RELEASE/ARCH/VARIANT/BUILD` trees of the cache, the builds and a published tree.
+    public static func folders(below root: URL, depth: Int) -> [URL] {
+        var level = [root]
+        for _ in 0..<depth { level = level.flatMap(subfolders) }
+        return level
+    }
+
+    /// Whether a staging folder made by `stagingURL` belongs to a process that is gone (killed midway).
+    public static func isAbandonedStaging(_ name: String) -> Bool {
+        let parts = name.split(separator: "-")
+        guard name.hasPrefix("."), parts.count >= 3, let pid = Int32(parts[parts.count - 2]) else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
     }
 }

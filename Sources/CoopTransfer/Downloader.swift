@@ -211,16 +211,7 @@ final class TransferState {
                 try checkResume()
             }
             if fd >= 0 {
-                var offset = 0
-                while offset < bytes.count {
-                    let count = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if count < 0 {
-                        if errno == EINTR { continue }
-                        throw CoopError.system(
-                            "write \(url)", fix: errno == ENOSPC ? "free some disk space and try again" : nil)
-                    }
-                    offset += count
-                }
+                try FileSystem.writeAll(fd, bytes, what: "write \(url)")
             } else {
                 memory.append(bytes.bindMemory(to: UInt8.self))
             }
