@@ -15,6 +15,8 @@ public struct ImageBuilder {
         public var output: URL
         /// Fixes every timestamp and the build id, for reproducible images.
         public var sourceDateEpoch: Int?
+        /// Also write `rootfs.tar.zst`.
+        public var zstd = false
 
         public init(
             release: String, arch: String, variant: BuildVariant, mirror: String, include: [String], output: URL,
@@ -82,6 +84,11 @@ public struct ImageBuilder {
             let survey = try step("survey of the rootfs") { try TarSurvey(tar) }
             try step("xz, \(XZCompressor.blockSize >> 20) MiB blocks on every core") {
                 try XZCompressor.compress(tar, to: staging.appendingPathComponent("rootfs.tar.xz"))
+            }
+            if request.zstd {
+                try step("zstd, level 19 on every core") {
+                    try ZstdCompressor.compress(tar, to: staging.appendingPathComponent("rootfs.tar.zst"))
+                }
             }
             try step("meta.tar.xz") {
                 let metadata = ImageMetadata(

@@ -28,19 +28,23 @@ struct Build: ParsableCommand {
     var include: String?
     @Option(name: .long, help: "Where builds go (default: ~/.local/share/coop/builds).")
     var output: String?
+    @Option(name: .long, help: "xz (always), or zstd to add rootfs.tar.zst beside rootfs.tar.xz.")
+    var compression = "xz"
 
     func validate() throws {
         guard distro == "debian" else { throw ValidationError("only debian images can be built") }
         guard BuildVariant(rawValue: variant) != nil else { throw ValidationError("--variant is default or slim") }
+        guard ["xz", "zstd"].contains(compression) else { throw ValidationError("--compression is xz or zstd") }
     }
 
     func run() throws {
         let paths = CoopPaths.current()
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int.init)
-        let request = ImageBuilder.Request(
+        var request = ImageBuilder.Request(
             release: release, arch: arch ?? ImageReference.hostArchitecture, variant: BuildVariant(rawValue: variant)!,
             mirror: mirror, include: include.map { $0.split(separator: ",").map(String.init) } ?? [],
             output: output.map { URL(fileURLWithPath: $0) } ?? paths.buildsDirectory, sourceDateEpoch: epoch)
+        request.zstd = compression == "zstd"
         let result = try ImageBuilder(request: request).run()
         Console.status("built debian/\(release)/\(request.arch)/\(variant) \(result.build)")
         Console.status(

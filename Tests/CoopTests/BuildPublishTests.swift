@@ -11,11 +11,11 @@ struct BuildPublishTests {
         var sandbox: Sandbox?
         var firstBuild: (CoopResult, URL)?
 
-        func build(_ sandbox: Sandbox, epoch: String = "1764374400") throws -> (CoopResult, URL) {
+        func build(_ sandbox: Sandbox, epoch: String = "1764374400", extra: [String] = []) throws -> (CoopResult, URL) {
             sandbox.extraEnvironment["SOURCE_DATE_EPOCH"] = epoch
             sandbox.extraEnvironment["COOP_BUILDS"] =
                 sandbox.root.appendingPathComponent("builds-\(UUID().uuidString.prefix(6))").path
-            let result = try sandbox.run("build", "debian", "bookworm", "--variant", "slim")
+            let result = try sandbox.start(["build", "debian", "bookworm", "--variant", "slim"] + extra).wait()
             let folder = URL(fileURLWithPath: result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
             return (result, folder)
         }
@@ -48,13 +48,16 @@ struct BuildPublishTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
     func reproducibleBuilds() throws {
         let (sandbox, first) = try Shared.shared.published()
-        let second = try Shared.shared.build(sandbox)
+        let second = try Shared.shared.build(sandbox, extra: ["--compression", "zstd"])
         #expect(second.0.status == 0, "\(second.0)")
         let hashes = try [first, second.1].map { folder in
             try shell("/usr/bin/sha256sum", folder.appendingPathComponent("rootfs.tar.xz").path).stdout.prefix(64)
         }
         #expect(hashes[0] == hashes[1])
         #expect(second.0.stderr.contains("entries"), "the summary names size and entries")
+        let zstd = second.1.appendingPathComponent("rootfs.tar.zst").path
+        let listed = try shell("/bin/sh", "-c", "zstd -dc '\(zstd)' | tar -t | grep -c .")
+        #expect(Int(listed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 > 1000, "\(listed)")
         // Multi-block: xz lists more than one block, so it decodes on several cores.
         let list = try shell("/usr/bin/xz", "--robot", "--list", first.appendingPathComponent("rootfs.tar.xz").path)
         let blocks = list.stdout.split(separator: "\n").first { $0.hasPrefix("file") }?.split(separator: "\t")[2]

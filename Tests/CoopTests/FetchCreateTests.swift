@@ -277,6 +277,53 @@ struct FetchCreateTests {
     }
 
     @Test(
+        "Downloads go through http_proxy, and around it for a host in no_proxy",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func proxyEnvironment() throws {
+        let proxy = try #require(TestHost.proxyPort)
+        let log = try TestHost.server().state.appendingPathComponent("proxy.log")
+        func proxied() -> Int {
+            ((try? String(contentsOf: log, encoding: .utf8)) ?? "").components(separatedBy: "/good/images/busybox")
+                .count - 1
+        }
+        let before = proxied()
+        let through = try Sandbox(asUser: true)
+        try through.remote(https: false)
+        through.extraEnvironment["http_proxy"] = "http://127.0.0.1:\(proxy)"
+        let fetched = try through.run("fetch", "t:busybox", "1.36")
+        #expect(fetched.status == 0, "\(fetched)")
+        let afterProxy = proxied()
+        #expect(afterProxy - before >= 5, "the image's files went through the proxy")
+
+        let around = try Sandbox(asUser: true)
+        try around.remote(https: false)
+        around.extraEnvironment["http_proxy"] = "http://127.0.0.1:\(proxy)"
+        around.extraEnvironment["no_proxy"] = "127.0.0.1"
+        #expect(try around.run("fetch", "t:busybox", "1.36").status == 0)
+        #expect(proxied() == afterProxy)
+    }
+
+    @Test(
+        "cache prune keeps the newest build, --all empties the cache",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func prune() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
+        // An older build of the same image, as a previous fetch would have left it.
+        let product = sandbox.cache.appendingPathComponent("t/busybox/1.36/amd64/default")
+        _ = try shell(
+            "/bin/cp", "-a", product.appendingPathComponent("20251129_00:00").path,
+            product.appendingPathComponent("20250101_00:00").path)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: product.path).count == 2)
+        let pruned = try sandbox.run("cache", "prune")
+        #expect(pruned.status == 0, "\(pruned)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: product.path) == ["20251129_00:00"])
+        #expect(try sandbox.run("cache", "prune", "--all").status == 0)
+        #expect(!(try sandbox.run("cache", "list").stdout.contains("busybox")))
+    }
+
+    @Test(
         "An existing container name and a bad name are refused", .enabled(if: TestHost.ready(.root, .server, .fixtures))
     )
     func nameConflicts() throws {

@@ -15,6 +15,7 @@
 #   /err500/  500 for every path
 #   /stall/   the "good" site, but rootfs.tar.xz stalls after 16 KiB (1 byte/s)
 #   /slow/    the "good" site, with rootfs.tar.xz at 4 MB/s
+# and a third port, PROXY_PORT, is a forward proxy for plain http (log: proxy.log).
 # nginx stops by itself after 3 hours if stop is never called.
 set -euo pipefail
 
@@ -38,11 +39,11 @@ nginx_pid() {
     echo "$pid"
 }
 
-# free_ports: two distinct unused TCP ports on 127.0.0.1.
+# free_ports: three distinct unused TCP ports on 127.0.0.1.
 free_ports() {
     python3 -c '
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -97,9 +98,9 @@ EOF
     rm -f "$dir/server.csr"
 }
 
-# write_conf STATE WWW HTTP_PORT HTTPS_PORT
+# write_conf STATE WWW HTTP_PORT HTTPS_PORT PROXY_PORT
 write_conf() {
-    local state=$1 www=$2 http=$3 https=$4 user=""
+    local state=$1 www=$2 http=$3 https=$4 proxy=$5 user=""
     # nginx refuses "user" unless the master runs as root.
     if [ "$(id -u)" -eq 0 ]; then
         user="user nobody nogroup;"
@@ -172,6 +173,16 @@ http {
             }
         }
     }
+
+    # A forward proxy for plain http, logging what passes through it: for clients that must
+    # honour http_proxy and no_proxy.
+    server {
+        listen 127.0.0.1:$proxy;
+        access_log "$state/proxy.log";
+        location / {
+            proxy_pass http://127.0.0.1:$http;
+        }
+    }
 }
 EOF
 }
@@ -213,8 +224,8 @@ start() {
 
     # A port picked as free can be taken before nginx binds it; retry then.
     for attempt in 1 2 3; do
-        read -r http https < <(free_ports)
-        write_conf "$state" "$www" "$http" "$https"
+        read -r http https proxy < <(free_ports)
+        write_conf "$state" "$www" "$http" "$https" "$proxy"
         # Detached from the caller's session and output so that a test
         # runner waiting for the script's output does not wait for nginx.
         setsid timeout 3h nginx -e "$state/error.log" -p "$state/" \
@@ -226,7 +237,7 @@ start() {
             fi
             if nginx_pid "$state" >/dev/null &&
                 answers "$http" "$https" "$state/tls/ca.pem"; then
-                printf 'HTTP_PORT=%s\nHTTPS_PORT=%s\n' "$http" "$https" >"$state/ports.tmp"
+                printf 'HTTP_PORT=%s\nHTTPS_PORT=%s\nPROXY_PORT=%s\n' "$http" "$https" "$proxy" >"$state/ports.tmp"
                 mv "$state/ports.tmp" "$state/ports"
                 cat "$state/ports"
                 return 0

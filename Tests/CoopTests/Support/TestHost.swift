@@ -43,6 +43,15 @@ enum TestHost {
         return (http, https)
     }
 
+    /// The fixture server's forward proxy for plain http.
+    static var proxyPort: Int? {
+        guard let serverState,
+            let text = try? String(contentsOf: serverState.appendingPathComponent("ports"), encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("PROXY_PORT=") })
+        else { return nil }
+        return Int(line.dropFirst("PROXY_PORT=".count))
+    }
+
     static func server() throws -> (http: Int, https: Int, ca: URL, state: URL) {
         let ports = try #require(serverPorts, "no fixture server: run the tests with 'make test'")
         let state = try #require(serverState)
