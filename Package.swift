@@ -52,11 +52,16 @@ let package = Package(
             dependencies: ["CoopSupport", "CoopIndex", "CoopTrust", "CoopBuild", "CoopRootfs"],
             swiftSettings: strict
         ),
+        .target(
+            name: "CoopRuntime",
+            dependencies: ["CoopSupport", "CoopRootfs", "CCoopNamespace"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "CoopCLI",
             dependencies: [
                 "CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs", "CoopContainer", "CoopTrust", "CoopBuild",
-                "CoopPublish",
+                "CoopPublish", "CoopRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

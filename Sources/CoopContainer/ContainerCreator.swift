@@ -23,7 +23,9 @@ public final class ContainerCreator {
         public var fromCache: Bool
     }
 
-    public func create(name: String, image: ImageReference, options: FetchOptions) throws -> Created {
+    public func create(name: String, image: ImageReference, options: FetchOptions, quiet: Bool = false) throws
+        -> Created
+    {
         try ContainerStore.checkName(name)
         try FileSystem.createDirectory(containers.root)
         let lock = try containers.lock(name)

@@ -29,6 +29,16 @@ public final class ContainerStore: Sendable {
 
     public func exists(_ name: String) -> Bool { FileSystem.exists(folder(name)) }
 
+    /// The folder of an existing container, or an error that says how to see the containers.
+    public func existingFolder(_ name: String) throws -> URL {
+        try Self.checkName(name)
+        guard exists(name) else {
+            throw CoopError(
+                .notFound, "container \(name)", cause: "does not exist", fix: "run 'coop list' to see the containers")
+        }
+        return folder(name)
+    }
+
     public func record(_ name: String) -> ContainerRecord? {
         guard let data = try? Data(contentsOf: folder(name).appendingPathComponent("coop.json")) else { return nil }
         return try? JSONDecoder().decode(ContainerRecord.self, from: data)

@@ -75,12 +75,15 @@ public struct IDMap: Sendable, Equatable, Codable {
         self.init(uidStart: uid.0, gidStart: gid.0, count: min(uid.1, gid.1))
     }
 
-    /// Arguments for newuidmap/newgidmap (without the pid): the range as ids 0…count-1, and the user's
-    /// own id as id `count`, so that root inside may work in the user's own folders.
-    func helperArguments(hostUser: uid_t, hostGroup: gid_t) -> (uid: [String], gid: [String]) {
-        (
-            ["newuidmap", "0", String(uidStart), String(count), String(count), String(hostUser), "1"],
-            ["newgidmap", "0", String(gidStart), String(count), String(count), String(hostGroup), "1"]
+    /// Arguments for newuidmap/newgidmap (without the pid): the range as ids 0…count-1, and with
+    /// `mapOwner` the user's own id as id `count`, so that coop's own helpers may work in the user's
+    /// folders. Never for a running container: its root could become the user.
+    func helperArguments(hostUser: uid_t, hostGroup: gid_t, mapOwner: Bool = true) -> (uid: [String], gid: [String]) {
+        let ownerUID = mapOwner ? [String(count), String(hostUser), "1"] : []
+        let ownerGID = mapOwner ? [String(count), String(hostGroup), "1"] : []
+        return (
+            ["newuidmap", "0", String(uidStart), String(count)] + ownerUID,
+            ["newgidmap", "0", String(gidStart), String(count)] + ownerGID
         )
     }
 }

@@ -99,8 +99,8 @@ public final class RootfsUnpacker: @unchecked Sendable {
 }
 
 /// Pipes with close-on-exec ends; the spawner's dup2 clears the flag on the child's copy.
-enum Pipe {
-    static func make() throws -> (read: Int32, write: Int32) {
+public enum Pipe {
+    public static func make() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         try checkSystemCall(coop_pipe_cloexec(&fds), "pipe")
         return (fds[0], fds[1])
@@ -108,11 +108,11 @@ enum Pipe {
 }
 
 /// Drains a pipe on its own thread so that the child never blocks on a full pipe.
-final class PipeReader: @unchecked Sendable {
+public final class PipeReader: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var data = Data()
 
-    init(fd: Int32) {
+    public init(fd: Int32) {
         let thread = Thread { [self] in
             let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
             data = handle.readDataToEndOfFile()
@@ -121,7 +121,7 @@ final class PipeReader: @unchecked Sendable {
         thread.start()
     }
 
-    func text() -> String {
+    public func text() -> String {
         done.wait()
         done.signal()
         return String(decoding: data, as: UTF8.self)

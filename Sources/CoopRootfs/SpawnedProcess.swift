@@ -11,14 +11,15 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// where it is root over that range. `input`, `output`, `error` become its fds 0, 1, 2.
     public init(
         arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
-        idMap: IDMap?, input: Int32 = -1, output: Int32 = -1, error: Int32 = -1, newSession: Bool = false
+        idMap: IDMap?, mapOwner: Bool = true, input: Int32 = -1, output: Int32 = -1, error: Int32 = -1,
+        newSession: Bool = false
     ) throws {
         // All memory is prepared here, before the fork: the child may not allocate.
         let argv = CStringArray(arguments)
         let envp = CStringArray(environment.map { "\($0.key)=\($0.value)" })
         var maps: (uid: CStringArray, gid: CStringArray)?
         if let idMap {
-            let helpers = idMap.helperArguments(hostUser: getuid(), hostGroup: getgid())
+            let helpers = idMap.helperArguments(hostUser: getuid(), hostGroup: getgid(), mapOwner: mapOwner)
             maps = (CStringArray(helpers.uid), CStringArray(helpers.gid))
         }
         var failure = coop_spawn_failure()
@@ -73,11 +74,11 @@ public final class SpawnedProcess: @unchecked Sendable {
 }
 
 /// A NULL-terminated `char *[]` that lives as long as this object.
-final class CStringArray {
-    let pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+public final class CStringArray {
+    public let pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
     private let count: Int
 
-    init(_ strings: [String]) {
+    public init(_ strings: [String]) {
         count = strings.count
         pointer = .allocate(capacity: strings.count + 1)
         for (index, string) in strings.enumerated() { pointer[index] = strdup(string) }

@@ -1,0 +1,2 @@
+#include "coop_namespace.h"
+#include "coop_runtime.h"

@@ -1,0 +1,52 @@
+#ifndef COOP_RUNTIME_H
+#define COOP_RUNTIME_H
+
+#include <sys/types.h>
+#include "coop_namespace.h"
+
+/// Stages of a container start, reported with errno when one fails.
+typedef enum {
+    COOP_RUN_NONE = 0,
+    COOP_RUN_UNSHARE = 20,
+    COOP_RUN_FORK,
+    COOP_RUN_MOUNT_PRIVATE,
+    COOP_RUN_BIND_ROOTFS,
+    COOP_RUN_MOUNT_PROC,
+    COOP_RUN_MOUNT_SYS,
+    COOP_RUN_MOUNT_DEV,
+    COOP_RUN_DEVICE,
+    COOP_RUN_DEVPTS,
+    COOP_RUN_MASK_PROC,
+    COOP_RUN_PIVOT_ROOT,
+    COOP_RUN_HOSTNAME,
+    COOP_RUN_LOOPBACK,
+    COOP_RUN_CAPABILITIES,
+    COOP_RUN_SECCOMP,
+    COOP_RUN_SETID,
+    COOP_RUN_EXEC,
+    COOP_RUN_SETNS,
+} coop_run_stage;
+
+typedef struct {
+    /// Absolute path of the rootfs.
+    const char *rootfs;
+    const char *hostname;
+    /// PID 1's command line and environment (resolved inside the container).
+    char *const *argv;
+    char *const *envp;
+    /// Keep the host's network namespace (lxc.net.0.type = none).
+    int share_network;
+} coop_container_spec;
+
+/// Called in a fresh single-threaded process that is root of the container's user namespace: makes the
+/// other namespaces, then forks PID 1, which sets up its mounts, pivots into the rootfs, confines itself
+/// and execs `argv`. Returns PID 1's pid as the caller sees it (the caller stays outside and supervises),
+/// or -1 with `failure` naming the stage.
+pid_t coop_container_start(const coop_container_spec *spec, coop_spawn_failure *failure);
+
+/// Called in a fresh single-threaded process: joins the namespaces of the container whose PID 1 is
+/// `init_pid`, forks, and execs `argv` inside it as root with the container's confinement. Returns the
+/// child's pid, or -1 with `failure` filled in.
+pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[], coop_spawn_failure *failure);
+
+#endif

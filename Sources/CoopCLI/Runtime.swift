@@ -1,0 +1,119 @@
+import ArgumentParser
+import CoopContainer
+import CoopIndex
+import CoopRuntime
+import CoopSupport
+import Foundation
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a container: its init, or the command given after --.",
+        discussion: "Returns once PID 1 runs; with --foreground it stays attached and passes on the exit status.")
+
+    @Argument(help: "The container's name.")
+    var name: String
+    @Flag(name: .long, help: "Stay attached to the container's console.")
+    var foreground = false
+    @Argument(parsing: .postTerminator, help: "A command to run as PID 1 instead of /sbin/init.")
+    var command: [String] = []
+
+    func run() throws {
+        let container = try ContainerDefinition(folder: try Environment().containers().existingFolder(name))
+        let status = try ContainerRuntime.start(
+            container, command: command.isEmpty ? nil : command, foreground: foreground)
+        if let status { throw ExitCode(status) }
+        if let state = ContainerState.read(container.folder) { Console.status("started \(name) (pid \(state.pid))") }
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a container: init is asked to power off, and killed after the timeout.")
+
+    @Argument(help: "The container's name.")
+    var name: String
+    @Option(name: .long, help: "Seconds to wait for init before killing it.")
+    var timeout: Double = 10
+
+    func run() throws {
+        let container = try ContainerDefinition(folder: try Environment().containers().existingFolder(name))
+        try ContainerRuntime.stop(container, timeout: timeout)
+        Console.status("stopped \(name)")
+    }
+}
+
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a running container; its exit status is coop's.")
+
+    @Argument(help: "The container's name.")
+    var name: String
+    @Argument(parsing: .postTerminator, help: "The command, after --.")
+    var command: [String] = []
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("give the command after --, e.g. coop exec c1 -- ps") }
+    }
+
+    func run() throws {
+        let container = try ContainerDefinition(folder: try Environment().containers().existingFolder(name))
+        throw ExitCode(try ContainerRuntime.exec(container, command: command))
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a throwaway container: created, run, removed.")
+
+    @Argument(help: "The image: [REMOTE:]DISTRO/RELEASE[/ARCH][/VARIANT].")
+    var image: String
+    @Argument(parsing: .postTerminator, help: "The command, after --.")
+    var command: [String] = []
+    @OptionGroup var options: ImageOptions
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("give the command after --, e.g. coop run debian/bookworm -- ls") }
+    }
+
+    func run() throws {
+        let environment = try Environment(timeout: options.timeout)
+        let store = try environment.containers()
+        let name = "run-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+        let creator = ContainerCreator(fetcher: environment.fetcher, containers: store)
+        let created = try creator.create(
+            name: name, image: try ImageReference(parsing: image, remote: options.remote),
+            options: options.fetchOptions,
+            quiet: true)
+        defer { try? store.destroy(name) }
+        let container = try ContainerDefinition(folder: created.folder)
+        let status = try ContainerRuntime.start(container, command: command, foreground: true) ?? 0
+        try? store.destroy(name)
+        throw ExitCode(status)
+    }
+}
+
+/// `coop __supervise SPEC PIDFD ERRORFD`: a container's supervisor, inside its user namespace.
+struct Supervise: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__supervise", shouldDisplay: false)
+
+    @Argument var spec: String
+    @Argument var pidFD: Int32
+    @Argument var errorFD: Int32
+
+    func run() throws {
+        let decoded = try JSONDecoder().decode(RuntimeSpec.self, from: Data(spec.utf8))
+        throw ExitCode(Supervisor.supervise(spec: decoded, pidFD: pidFD, errorFD: errorFD))
+    }
+}
+
+/// `coop __exec PID COMMAND…`: joins the container of PID 1 `PID` and runs the command.
+struct ExecInside: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__exec", shouldDisplay: false)
+
+    @Argument var pid: Int32
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    func run() throws {
+        throw ExitCode(Supervisor.exec(initPID: pid, command: command))
+    }
+}

@@ -1,0 +1,48 @@
+import CoopRootfs
+import CoopSupport
+import Foundation
+
+/// What the runtime reads from a container's LXC config: rootfs, name, id map and network kind.
+public struct ContainerDefinition: Sendable {
+    public var name: String
+    public var folder: URL
+    public var rootfs: URL
+    public var hostname: String
+    public var idMap: IDMap
+    /// `lxc.net.0.type = none`: the container shares the host's network namespace.
+    public var sharesHostNetwork: Bool
+
+    public init(folder: URL) throws {
+        let configFile = folder.appendingPathComponent("config")
+        guard let text = try? String(contentsOf: configFile, encoding: .utf8) else {
+            throw CoopError(
+                .notFound, "container \(folder.lastPathComponent)", cause: "has no config at \(configFile.path)",
+                fix: "run 'coop list' to see the containers")
+        }
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, !parts[0].hasPrefix("#") { values[parts[0]] = parts[1] }
+        }
+        guard let idMap = IDMap(lxcConfig: text) else {
+            throw CoopError(
+                .usage, "config of \(folder.lastPathComponent)", cause: "has no lxc.idmap lines for ids 0",
+                fix: "add lxc.idmap = u 0 SUBUID 65536 and lxc.idmap = g 0 SUBGID 65536")
+        }
+        name = folder.lastPathComponent
+        self.folder = folder
+        var rootfsPath = values["lxc.rootfs.path"] ?? folder.appendingPathComponent("rootfs").path
+        if rootfsPath.hasPrefix("dir:") { rootfsPath.removeFirst(4) }
+        rootfs = URL(fileURLWithPath: rootfsPath)
+        hostname = values["lxc.uts.name"] ?? name
+        self.idMap = idMap
+        sharesHostNetwork = values["lxc.net.0.type"] == "none"
+    }
+
+    /// How to stop this container's init: systemd powers off on SIGRTMIN+3, SysV init on SIGPWR.
+    public var stopSignal: Int32 {
+        let initPath = rootfs.appendingPathComponent("sbin/init").path
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: initPath)) ?? ""
+        return target.contains("systemd") ? 34 + 3 : SIGPWR
+    }
+}

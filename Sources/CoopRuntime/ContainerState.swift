@@ -1,0 +1,33 @@
+import CoopSupport
+import Foundation
+
+/// A running container's PID 1, as `coop start` recorded it (`state.json` in the container folder).
+/// The start time from /proc tells a live init from a recycled pid.
+public struct ContainerState: Codable, Sendable {
+    public var pid: Int32
+    public var startTicks: UInt64
+    public var startedAt: Int
+
+    static func file(_ folder: URL) -> URL { folder.appendingPathComponent("state.json") }
+
+    public static func read(_ folder: URL) -> ContainerState? {
+        guard let data = try? Data(contentsOf: file(folder)) else { return nil }
+        return try? JSONDecoder().decode(ContainerState.self, from: data)
+    }
+
+    func write(_ folder: URL) throws {
+        try FileSystem.writeAtomically(try JSONEncoder().encode(self), to: Self.file(folder))
+    }
+
+    /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+    static func startTicks(of pid: Int32) -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        // After the command come state (field 3) … starttime (field 22).
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    public var isRunning: Bool { Self.startTicks(of: pid) == startTicks }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+/// The embedded runtime as an ordinary user: namespaces, mounts, confinement, exec, stop, run.
+@Suite("Runtime", .serialized)
+struct RuntimeTests {
+    func userSandbox(_ name: String = #function) throws -> Sandbox {
+        let sandbox = try Sandbox(asUser: true, name)
+        try sandbox.remote()
+        return sandbox
+    }
+
+    @Test(
+        "A command runs as PID 1 in its own namespaces, root inside being the user's first subuid",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func foregroundCommand() throws {
+        let sandbox = try userSandbox()
+        #expect(try sandbox.run("create", "b1", "t:busybox/1.36").status == 0)
+        let user = try TestHost.user()
+        let script = "hostname; id -u; cat /proc/self/uid_map; echo ==; ps -o pid,comm; echo ==; ls /dev; exit 3"
+        let result = try sandbox.run("start", "b1", "--foreground", "--", "/bin/sh", "-c", script)
+        #expect(result.status == 3, "\(result)")
+        let sections = result.stdout.components(separatedBy: "==\n").map {
+            $0.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        try #require(sections.count == 3, "\(result)")
+        let lines = sections[2]
+        #expect(sections[0].first == "b1")
+        #expect(sections[0].dropFirst().first == "0")
+        let map = sections[0][2].split(separator: " ").map(String.init)
+        #expect(map == ["0", String(user.subuid), "65536"], "\(sections[0])")
+        // ps sees PID 1 (the shell) and itself only: no host process.
+        let processes = sections[1].dropFirst()
+        #expect(processes.count == 2, "\(sections[1])")
+        #expect(processes.first?.hasPrefix("1 ") == true, "\(sections[1])")
+        for device in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm"] {
+            #expect(lines.contains(device), "/dev/\(device)")
+        }
+    }
+
+    @Test(
+        "start runs init in the background; exec passes the exit status; stop powers it off and nothing stays",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func startExecStop() throws {
+        let sandbox = try userSandbox()
+        #expect(try sandbox.run("create", "b2", "t:busybox/1.36").status == 0)
+        let started = try sandbox.run("start", "b2")
+        #expect(started.status == 0, "\(started)")
+        let state =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: sandbox.containers.appendingPathComponent("b2/state.json"))) as? [String: Any]
+        let pid = try #require(state?["pid"] as? Int)
+        let ps = try sandbox.run("exec", "b2", "--", "ps")
+        #expect(ps.status == 0, "\(ps)")
+        #expect(ps.stdout.contains("    1 root     init"), "\(ps)")
+        #expect(try sandbox.run("exec", "b2", "--", "sh", "-c", "exit 7").status == 7)
+        #expect(try sandbox.run("exec", "b2", "--", "no-such-command").status == 127)
+        let again = try sandbox.run("start", "b2")
+        #expect(again.status == 7, "\(again)")
+        #expect(again.stderr.contains("already running"))
+
+        let stopped = try sandbox.run("stop", "b2", "--timeout", "5")
+        #expect(stopped.status == 0, "\(stopped)")
+        #expect(kill(Int32(pid), 0) != 0, "init is gone")
+        let notRunning = try sandbox.run("exec", "b2", "--", "true")
+        #expect(notRunning.status == 7)
+        #expect(notRunning.stderr.contains("is not running"))
+    }
+
+    @Test(
+        "Container root cannot reach the host: no devices, no host hostname, read-only /proc/sys, masked /proc",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func confinement() throws {
+        let sandbox = try userSandbox()
+        #expect(try sandbox.run("create", "b3", "t:busybox/1.36").status == 0)
+        func hostHostname() -> String {
+            var name = [CChar](repeating: 0, count: 256)
+            gethostname(&name, name.count)
+            return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        let before = hostHostname()
+        func inside(_ script: String) throws -> CoopResult {
+            try sandbox.run("start", "b3", "--foreground", "--", "/bin/sh", "-c", script)
+        }
+        #expect(try inside("mknod /tmp/mem c 1 1").status != 0, "mknod is refused")
+        #expect(try inside("echo 1 > /proc/sys/kernel/sysrq").status != 0, "/proc/sys is read-only")
+        #expect(try inside("echo b > /proc/sysrq-trigger").status != 0, "sysrq cannot be triggered")
+        #expect(try inside("test -s /proc/kcore").status != 0, "/proc/kcore is masked")
+        #expect(try inside("mount -t ext4 /dev/vda /mnt").status != 0, "no host block device can be mounted")
+        #expect(try inside("hostname changed && hostname").stdout.contains("changed"))
+        #expect(hostHostname() == before, "the host's hostname stays")
+        #expect(try inside("touch /root/made-inside").status == 0)
+        let user = try TestHost.user()
+        var info = stat()
+        #expect(stat(sandbox.containers.appendingPathComponent("b3/rootfs/root/made-inside").path, &info) == 0)
+        #expect(info.st_uid == user.subuid, "a file made by root inside belongs to the subuid on the host")
+    }
+
+    @Test(
+        "run makes a throwaway container: output and status passed through, nothing left",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func throwaway() throws {
+        let sandbox = try userSandbox()
+        let result = try sandbox.run(
+            "run", "t:debian/bookworm", "--", "/bin/sh", "-c", "grep CODENAME /etc/os-release; exit 4")
+        #expect(result.status == 4, "\(result)")
+        #expect(result.stdout.contains("VERSION_CODENAME=bookworm"))
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path)) ?? []
+        #expect(left.filter { !$0.hasPrefix(".") }.isEmpty, "\(left)")
+    }
+}
