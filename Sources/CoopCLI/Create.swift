@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoopContainer
 import CoopIndex
+import CoopRuntime
 import CoopSupport
 import Foundation
 
@@ -35,19 +36,34 @@ struct Create: ParsableCommand {
 }
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List containers.")
+    static let configuration = CommandConfiguration(abstract: "List containers: name, state, pid, image.")
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    struct Row: Encodable {
+        var name: String
+        var state: String
+        var pid: Int32?
+        var image: String
+        var build: String
+    }
+
     func run() throws {
         let store = try Environment().containers()
-        let records = store.names().compactMap { store.record($0) }
+        let rows = store.names().compactMap { name -> Row? in
+            guard let record = store.record(name) else { return nil }
+            let state = ContainerState.read(store.folder(name)).flatMap { $0.isRunning ? $0 : nil }
+            return Row(
+                name: name, state: state == nil ? "stopped" : "running", pid: state?.pid, image: "\(record.image)",
+                build: record.build)
+        }
         if json {
-            try printJSON(records)
+            try printJSON(rows)
         } else {
             printTable(
-                ["NAME", "IMAGE", "BUILD"], records.map { [$0.name, "\($0.image)", $0.build] })
+                ["NAME", "STATE", "PID", "IMAGE", "BUILD"],
+                rows.map { [$0.name, $0.state, $0.pid.map(String.init) ?? "-", $0.image, $0.build] })
         }
     }
 }
@@ -59,7 +75,13 @@ struct Destroy: ParsableCommand {
     var name: String
 
     func run() throws {
-        try Environment().containers().destroy(name)
+        let store = try Environment().containers()
+        if let state = ContainerState.read(try store.existingFolder(name)), state.isRunning {
+            throw CoopError(
+                .conflict, "container \(name)", cause: "is running (pid \(state.pid))",
+                fix: "stop it first with 'coop stop \(name)'")
+        }
+        try store.destroy(name)
         Console.status("destroyed \(name)")
     }
 }
