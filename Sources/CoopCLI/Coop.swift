@@ -11,7 +11,7 @@ struct Coop: ParsableCommand {
             + "7 conflict, 8 host setup, 9 i/o, 10 internal.",
         subcommands: [
             Images.self, Fetch.self, Create.self, List.self, Destroy.self, Cache.self, Build.self, Key.self,
-            Publish.self, Start.self, Stop.self, Exec.self, Run.self, Supervise.self, ExecInside.self,
+            Publish.self, Start.self, Stop.self, Exec.self, Run.self, Check.self, Supervise.self, ExecInside.self,
             Extract.self, Remove.self,
         ]
     )

@@ -113,4 +113,18 @@ struct RuntimeTests {
         let left = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path)) ?? []
         #expect(left.filter { !$0.hasPrefix(".") }.isEmpty, "\(left)")
     }
+
+    @Test("check names what this user can do and each gap's fix", .enabled(if: TestHost.ready(.root, .ordinaryUser)))
+    func check() throws {
+        let sandbox = try Sandbox(asUser: true)
+        let user = try TestHost.user()
+        let result = try sandbox.run("check")
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("ok   subordinate ids: uids \(user.subuid)+"), "\(result)")
+        #expect(result.stdout.contains("ok   newuidmap: setuid root"))
+        for line in result.stdout.split(separator: "\n") where line.hasPrefix("gap") {
+            let next = result.stdout.components(separatedBy: String(line) + "\n").last ?? ""
+            #expect(next.hasPrefix("      fix: "), "a gap without a fix: \(line)")
+        }
+    }
 }

@@ -1,0 +1,83 @@
+import ArgumentParser
+import CoopRootfs
+import CoopSupport
+import Foundation
+
+/// `coop check`: what this host and user can do, each gap with its fix (as `lxc-checkconfig` does).
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tell what this host and user can do, and how to fix gaps.")
+
+    struct Item {
+        var name: String
+        var ok: Bool
+        var detail: String
+        var fix: String?
+    }
+
+    func run() throws {
+        var items: [Item] = []
+        let isRoot = getuid() == 0
+        if isRoot {
+            items.append(Item(name: "user", ok: true, detail: "root: ids shifted by \(IDMap.rootDefault.uidStart)"))
+        } else {
+            do {
+                let map = try IDMap.forCurrentUser()
+                items.append(
+                    Item(
+                        name: "subordinate ids", ok: true,
+                        detail: "uids \(map.uidStart)+, gids \(map.gidStart)+, \(map.count)"))
+            } catch let error as CoopError {
+                items.append(Item(name: "subordinate ids", ok: false, detail: error.cause, fix: error.fix))
+            }
+        }
+        for helper in ["/usr/bin/newuidmap", "/usr/bin/newgidmap"] {
+            var info = stat()
+            let present = stat(helper, &info) == 0
+            let setuid = present && info.st_mode & S_ISUID != 0 && info.st_uid == 0
+            items.append(
+                Item(
+                    name: (helper as NSString).lastPathComponent, ok: isRoot || setuid,
+                    detail: present ? (setuid ? "setuid root" : "not setuid") : "missing",
+                    fix: "apt-get install uidmap"))
+        }
+        let maxNamespaces =
+            (try? String(contentsOfFile: "/proc/sys/user/max_user_namespaces", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        items.append(
+            Item(
+                name: "user namespaces", ok: maxNamespaces != "0", detail: "max_user_namespaces = \(maxNamespaces)",
+                fix: "sysctl user.max_user_namespaces=15000"))
+        if let clone = try? String(contentsOfFile: "/proc/sys/kernel/unprivileged_userns_clone", encoding: .utf8) {
+            let on = clone.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+            items.append(
+                Item(
+                    name: "unprivileged user namespaces", ok: on, detail: on ? "allowed" : "disabled",
+                    fix: "sysctl kernel.unprivileged_userns_clone=1"))
+        }
+        let unified = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
+        let hybrid = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs")
+        items.append(
+            Item(
+                name: "cgroups", ok: true,
+                detail: unified ? "cgroup v2" : hybrid ? "cgroup v1 with a cgroup2 mount (hybrid)" : "cgroup v1"))
+        items.append(
+            Item(
+                name: "cgroup limits", ok: false,
+                detail: "not applied yet: containers start without memory, pids or cpu limits",
+                fix: "none yet; limits come with 'coop setup-host'"))
+        for tool in ["/usr/bin/mmdebstrap", "/usr/bin/gpgconf"] {
+            let present = FileManager.default.isExecutableFile(atPath: tool)
+            items.append(
+                Item(
+                    name: (tool as NSString).lastPathComponent, ok: present, detail: present ? "present" : "missing",
+                    fix:
+                        "apt-get install \((tool as NSString).lastPathComponent == "gpgconf" ? "gpgconf" : "mmdebstrap")"
+                ))
+        }
+        for item in items {
+            print("\(item.ok ? "ok  " : "gap ") \(item.name): \(item.detail)")
+            if !item.ok, let fix = item.fix { print("      fix: \(fix)") }
+        }
+    }
+}
