@@ -22,7 +22,7 @@ export SOURCE_DATE_EPOCH=1764374400
 packages=systemd-sysv,dbus,iproute2,netbase,ifupdown,procps
 
 hyperfine --runs "$RUNS" --export-json "$work/build.json" \
-    --prepare "rm -rf '$work/coop' '$work/hand'" \
+    --prepare "rm -rf '$work/coop'" --prepare "rm -rf '$work/hand'" \
     -n "coop build" "COOP_BUILDS='$work/coop' '$COOP_BIN' build debian $RELEASE --mirror '$MIRROR'" \
     -n "mmdebstrap + tar -cJf" "mkdir -p '$work/hand' && mmdebstrap --quiet --mode=root --variant=minbase \
         --include=$packages $RELEASE '$work/hand/root' '$MIRROR' && \
