@@ -12,13 +12,14 @@
 # Environment:
 #   COOP_BIN  coop binary to time (default: .build/release/coop of this checkout)
 #   RUNS      timed runs per case, median reported (default 5)
-#   SETTLE    seconds to wait at the end of each reset (default 2)
+#   SETTLE      seconds to wait at the end of each reset, after sync (default 2)
+#   QUIET_WAIT  seconds to wait after deleting trees, after sync, before a case (default 65)
 #
 # Cases (hyperfine, one warmup run each, --prepare resets the state before every run):
-#   coop cold   coop destroy; empty coop cache: download, verify, decode and unpack
-#   lxc cold    lxc-destroy; empty ~/.cache/lxc: download, decode and unpack
-#   coop warm   coop destroy; the image stays in coop's cache
-#   lxc warm    lxc-destroy; the image stays in LXC's cache
+#   coop cold   no container, empty coop cache: download, verify, decode and unpack
+#   lxc cold    no container, empty ~/.cache/lxc: download, decode and unpack
+#   coop warm   no container, the image in coop's cache
+#   lxc warm    no container, the image in LXC's cache
 #   tar -xJf    anchor: root unpacks rootfs.tar.xz into an empty folder
 #   xz -dc      anchor: decoding rootfs.tar.xz alone
 # Prints machine facts, the image size, a table of medians and the coop/lxc ratios.
@@ -26,12 +27,13 @@
 #
 # Deleted trees: ext4 without a journal skips inodes freed in the last 60 s (5 min more
 # while their inode table block is dirty; recently_deleted() in fs/ext4/ialloc.c) when it
-# allocates new ones, but only while that block is in the buffer cache. Unpacking ~8700
-# entries right after destroying a container of the same size then costs several seconds
-# of system time, more than the work measured. So each reset ends with sync, dropping the
-# page cache (which holds those blocks) and reading back every file the timed command
-# needs (programs, libraries, the served image, the tool's cache): each run starts from
-# the same state, with the same inodes free and the same files in memory, for both tools.
+# allocates new ones. Unpacking ~8700 entries right after destroying a container of the
+# same size costs several seconds of system time, more than the work measured. So no tree
+# is deleted while a case runs: before each run the previous container (or folder) is
+# renamed into a trash folder, which frees its name but no inode. Before each case the
+# trash is emptied, followed by sync and QUIET_WAIT seconds, so that every case starts from
+# the same state of the filesystem. The last containers are removed with coop destroy and
+# lxc-destroy. Both tools get exactly the same treatment.
 set -euo pipefail
 
 COLD_TARGET=0.5
@@ -43,50 +45,39 @@ die() {
     exit 1
 }
 
-# quiesce: writes everything back, forgets the page cache, reads back what the next run uses.
-quiesce() {
-    sync
-    if echo 1 2>/dev/null >/proc/sys/vm/drop_caches; then
-        {
-            cat "$BENCH_WORK/rewarm.list"
-            find "$BENCH_CACHE" "$BENCH_HOME/.cache/lxc" -type f 2>/dev/null || true
-        } | xargs -r -d '\n' cat >/dev/null 2>&1 || true
-    else
-        # No way to drop the cache (a container, say): wait for freed inodes to age instead.
-        sleep 62
+# set_aside DIR: renames DIR (if any) into the trash, freeing its name.
+set_aside() {
+    if [ -e "$1" ]; then
+        mv "$1" "$(mktemp -u -p "$BENCH_TRASH" tree.XXXXXXXX)"
     fi
-    sleep "$BENCH_SETTLE"
 }
 
 # reset CASE: state before one timed run. Called by hyperfine --prepare through this script,
 # with the BENCH_* variables exported by the main part.
 reset() {
-    local as_user=$BENCH_WORK/bin/as-user
     case "$1" in
         coop-cold | coop-warm)
-            if [ -e "$BENCH_CONTAINERS/$NAME" ]; then
-                "$as_user" coop destroy "$NAME" >/dev/null
-            fi
+            set_aside "$BENCH_CONTAINERS/$NAME"
             if [ "$1" = coop-cold ]; then
                 find "$BENCH_CACHE" -mindepth 1 -delete
             fi
             ;;
         lxc-cold | lxc-warm)
-            if [ -e "$BENCH_HOME/.local/share/lxc/$NAME" ]; then
-                "$as_user" lxc-destroy -n "$NAME" >/dev/null
-            fi
+            set_aside "$BENCH_HOME/.local/share/lxc/$NAME"
             if [ "$1" = lxc-cold ]; then
                 rm -rf "$BENCH_HOME/.cache/lxc"
             fi
             ;;
         tar)
-            rm -rf "$BENCH_WORK/tar"
+            set_aside "$BENCH_WORK/tar"
             mkdir "$BENCH_WORK/tar"
             ;;
         none) ;;
         *) die "unknown reset case: $1" ;;
     esac
-    quiesce
+    # Nothing of the previous run is left to write back during the next one.
+    sync
+    sleep "$BENCH_SETTLE"
 }
 
 if [ "${1:-}" = --reset ]; then
@@ -99,7 +90,7 @@ fi
     exit 2
 }
 [ "$(id -u)" -eq 0 ] || die "run as root (it starts the image server and switches to USER)"
-for cmd in hyperfine lxc-create lxc-destroy runuser python3 xz tar wget nginx ldd sync; do
+for cmd in hyperfine lxc-create lxc-destroy runuser python3 xz tar wget nginx sync; do
     command -v "$cmd" >/dev/null || die "missing command: $cmd"
 done
 
@@ -109,10 +100,11 @@ fixtures=$(realpath -e "$1")
 user=$2
 runs=${RUNS:-5}
 settle=${SETTLE:-2}
+quiet_wait=${QUIET_WAIT:-65}
 coop_bin=${COOP_BIN:-$repo/.build/release/coop}
 [ -x "$coop_bin" ] || die "no coop binary at $coop_bin (make release)"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
-[[ "$settle" =~ ^[0-9]+$ ]] || die "SETTLE is whole seconds"
+[[ "$settle" =~ ^[0-9]+$ && "$quiet_wait" =~ ^[0-9]+$ ]] || die "SETTLE and QUIET_WAIT are whole seconds"
 
 # The image: the fixture's debian/bookworm build, as the LXC index lists it.
 site=$fixtures/www/good
@@ -130,10 +122,11 @@ home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 lxc_path=$home/.local/share/lxc
 lxc_cache=$home/.cache/lxc/download/debian/bookworm/$arch/default
-# coop's folders for the benchmark, next to LXC's.
+# coop's folders for the benchmark, next to LXC's; the trash holds the trees set aside.
 coop_home=$home/.local/share/coop-bench
 containers=$coop_home/containers
 cache=$home/.cache/coop-bench
+trash=$coop_home/trash
 
 work=$(mktemp -d /var/tmp/coop-bench.XXXXXX)
 chmod 0755 "$work"
@@ -227,32 +220,15 @@ if [ -e "$lxc_path/$NAME" ]; then
 fi
 rm -rf "$coop_home" "$cache"
 runuser -u "$user" -- mkdir -p "$lxc_path" "$containers" "$cache"
-
-# Files read back after each drop of the page cache: every program either tool (or the
-# anchors) runs, with its libraries, their configuration, and the served image. (The tools'
-# caches are listed at each reset.)
-libdir=$(dirname "$(realpath -e "$(ldd /bin/sh | grep -oE '/[^ ]*/libc\.so\.[0-9]+')")")
-programs=("$prefix/bin/coop")
-for cmd in gpg gpgconf gpgsm gpg-agent runuser env newuidmap newgidmap lxc-create lxc-usernsexec \
-    lxc-destroy sh awk cat chgrp chown getopt grep mkdir mktemp mountpoint mv rm sed seq tar wget xz; do
-    if path=$(command -v "$cmd"); then
-        programs+=("$(realpath -e "$path")")
-    fi
+install -d -m 0700 "$trash"
+# Trees are set aside by renaming them into the trash: one filesystem needed.
+for place in "$containers" "$lxc_path" "$work"; do
+    [ "$(stat -c %d "$place")" = "$(stat -c %d "$trash")" ] ||
+        die "$place is not on the filesystem of $trash"
 done
-{
-    printf '%s\n' "${programs[@]}"
-    for program in "${programs[@]}"; do
-        ldd "$program" 2>/dev/null | grep -oE '/[^ ]+' || true
-    done
-    find /etc/lxc /usr/share/lxc /etc/pam.d /usr/lib/locale/C.utf8 "$libdir/security" "$libdir/gconv" \
-        /etc/ld.so.cache /etc/passwd /etc/group /etc/subuid /etc/subgid /etc/nsswitch.conf /etc/login.defs \
-        /etc/security/limits.conf /etc/ssl/certs/ca-certificates.crt /usr/lib/ssl/openssl.cnf /etc/wgetrc \
-        "$home/.config/lxc" "$prefix" "$work/wgetrc" "$work/server/tls" "$site/meta" "$site/$build_path" \
-        -type f 2>/dev/null || true
-} | sort -u >"$work/rewarm.list"
 
 export BENCH_WORK=$work BENCH_HOME=$home BENCH_SETTLE=$settle
-export BENCH_CONTAINERS=$containers BENCH_CACHE=$cache
+export BENCH_CONTAINERS=$containers BENCH_CACHE=$cache BENCH_TRASH=$trash
 
 echo "== machine"
 echo "   cpus:     $(nproc) ($(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
@@ -285,24 +261,35 @@ echo "   entries:  coop $(find "$containers/$NAME/rootfs" | wc -l)," \
     "lxc $(find "$lxc_path/$NAME/rootfs" | wc -l)"
 echo "   /etc/shadow owner: coop $(stat -c %u:%g "$containers/$NAME/rootfs/etc/shadow")," \
     "lxc $(stat -c %u:%g "$lxc_path/$NAME/rootfs/etc/shadow")"
-if ! echo 1 2>/dev/null >/proc/sys/vm/drop_caches; then
-    echo "   (cannot drop the page cache here: each reset waits 62 s instead)"
-fi
+
+# purge: empties the trash, then lets the freed inodes age (see the top of this file).
+purge() {
+    find "$trash" -mindepth 1 -delete
+    sync
+    echo "   (emptied the trash; waiting $quiet_wait s)"
+    sleep "$quiet_wait"
+}
 
 # bench LABEL CASE COMMAND...: hyperfine with --prepare "create.sh --reset CASE".
 bench() {
-    local label=$1 case=$2 command prepare
+    local label=$1 case=$2 command prepare output=$work/log/$2.log
     shift 2
     command=$(printf '%q ' "$@")
     prepare=$(printf '%q ' "$script" --reset "$case")
+    if [ "$case" = none ]; then
+        output=null # xz -dc: the decoded tar goes to /dev/null
+    fi
     echo "== $label"
+    if [ "$case" != none ]; then
+        purge
+    fi
     if ! hyperfine --runs "$runs" --warmup 1 --style basic \
         --prepare "$prepare" \
-        --output "$work/log/$case.log" \
+        --output "$output" \
         --export-json "$work/$case.json" \
         --command-name "$label" "$command"; then
         echo "bench: '$label' failed; output of its last run:" >&2
-        tail -n 20 "$work/log/$case.log" >&2 || true
+        tail -n 20 "$output" >&2 || true
         exit 1
     fi
 }
@@ -316,7 +303,7 @@ bench "lxc-create (cold)" lxc-cold "${lxc_create[@]}"
 # moved 30 days ahead: both warm runs stay off the network.
 "$as_user" coop fetch local:debian bookworm "$arch" >"$work/log/fill.log"
 if [ ! -s "$lxc_cache/rootfs.tar.xz" ]; then
-    "$script" --reset lxc-warm
+    BENCH_SETTLE=0 "$script" --reset lxc-warm
     "${lxc_create[@]}" >>"$work/log/fill.log"
 fi
 # shellcheck disable=SC2016 # expanded by the user's shell
