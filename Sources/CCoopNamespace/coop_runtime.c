@@ -178,6 +178,13 @@ static void become_pid1(const coop_container_spec *spec, int report) {
     fail(report, COOP_RUN_EXEC);
 }
 
+// Records a failure in the calling process (not the child) and returns -1.
+static pid_t failed(coop_spawn_failure *failure, int stage) {
+    failure->stage = (coop_stage)stage;
+    failure->error_number = errno;
+    return -1;
+}
+
 static pid_t finish(int report_read, pid_t pid, coop_spawn_failure *failure) {
     struct report r;
     ssize_t got = read(report_read, &r, sizeof r);
@@ -198,21 +205,15 @@ pid_t coop_container_start(const coop_container_spec *spec, coop_spawn_failure *
     // The user's supplementary groups are not mapped here: shed them.
     setgroups(0, NULL);
     if (unshare(flags) < 0) {
-        failure->stage = (coop_stage)COOP_RUN_UNSHARE;
-        failure->error_number = errno;
-        return -1;
+        return failed(failure, COOP_RUN_UNSHARE);
     }
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) {
-        failure->stage = COOP_STAGE_PIPE;
-        failure->error_number = errno;
-        return -1;
+        return failed(failure, COOP_STAGE_PIPE);
     }
     pid_t pid = fork();
     if (pid < 0) {
-        failure->stage = (coop_stage)COOP_RUN_FORK;
-        failure->error_number = errno;
-        return -1;
+        return failed(failure, COOP_RUN_FORK);
     }
     if (pid == 0) {
         close(report[0]);
@@ -232,25 +233,19 @@ pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[]
         snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init_pid, kinds[i]);
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0) {
-            failure->stage = (coop_stage)COOP_RUN_SETNS;
-            failure->error_number = errno;
-            return -1;
+            return failed(failure, COOP_RUN_SETNS);
         }
     }
     for (int i = 0; kinds[i] != NULL; i++) {
         // A namespace the container shares with the host (net with lxc.net.0.type = none) is already ours.
         if (setns(fds[i], 0) < 0 && !(errno == EINVAL && i > 0)) {
-            failure->stage = (coop_stage)COOP_RUN_SETNS;
-            failure->error_number = errno;
-            return -1;
+            return failed(failure, COOP_RUN_SETNS);
         }
         close(fds[i]);
     }
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) {
-        failure->stage = COOP_STAGE_PIPE;
-        failure->error_number = errno;
-        return -1;
+        return failed(failure, COOP_STAGE_PIPE);
     }
     pid_t pid = fork();
     if (pid == 0) {
@@ -265,10 +260,10 @@ pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[]
     }
     close(report[1]);
     if (pid < 0) {
-        failure->stage = (coop_stage)COOP_RUN_FORK;
-        failure->error_number = errno;
+        int fork_errno = errno;
         close(report[0]);
-        return -1;
+        errno = fork_errno;
+        return failed(failure, COOP_RUN_FORK);
     }
     return finish(report[0], pid, failure);
 }

@@ -14,7 +14,8 @@ public enum DebianRelease {
     }
 
     /// apt options a release needs: sid's Release file carries a Valid-Until that mirrors let lapse.
+    /// Every release: apt retries a failed download a few times, as mirrors do hiccup.
     public static func aptOptions(_ release: String) -> [String] {
-        release == "sid" ? [#"Acquire::Check-Valid-Until "false""#] : []
+        [#"Acquire::Retries "3""#] + (release == "sid" ? [#"Acquire::Check-Valid-Until "false""#] : [])
     }
 }

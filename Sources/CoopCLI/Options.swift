@@ -2,6 +2,7 @@ import ArgumentParser
 import CoopContainer
 import CoopIndex
 import CoopRootfs
+import CoopRuntime
 import CoopStore
 import CoopSupport
 import CoopTransfer
@@ -52,6 +53,11 @@ struct Environment {
 
     func containers() throws -> ContainerStore {
         ContainerStore(root: paths.containersDirectory, idMap: try IDMap.forCurrentUser())
+    }
+
+    /// An existing container, as the runtime reads its config.
+    func container(named name: String) throws -> ContainerDefinition {
+        try ContainerDefinition(folder: try containers().existingFolder(name))
     }
 }
 

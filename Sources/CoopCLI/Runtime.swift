@@ -18,7 +18,7 @@ struct Start: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let container = try ContainerDefinition(folder: try Environment().containers().existingFolder(name))
+        let container = try Environment().container(named: name)
         let status = try ContainerRuntime.start(
             container, command: command.isEmpty ? nil : command, foreground: foreground)
         if let status { throw ExitCode(status) }
@@ -36,7 +36,7 @@ struct Stop: ParsableCommand {
     var timeout: Double = 10
 
     func run() throws {
-        let container = try ContainerDefinition(folder: try Environment().containers().existingFolder(name))
+        let container = try Environment().container(named: name)
         try ContainerRuntime.stop(container, timeout: timeout)
         Console.status("stopped \(name)")
     }
@@ -56,7 +56,7 @@ struct Exec: ParsableCommand {
     }
 
     func run() throws {
-        let container = try ContainerDefinition(folder: try Environment().containers().existingFolder(name))
+        let container = try Environment().container(named: name)
         throw ExitCode(try ContainerRuntime.exec(container, command: command))
     }
 }
