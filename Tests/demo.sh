@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, as an ordinary user: build a Debian bookworm image from the mirror
 # (`coop build`, reused when already built), sign and publish it (`coop key`, `coop publish`), serve it
-# with nginx on loopback, then fetch it through the verified path and create a container whose root
-# is the user's first subordinate id.
+# with nginx on loopback, then fetch it through the verified path, create a container whose root
+# is the user's first subordinate id, and run a command inside it.
 set -euo pipefail
 user=${1:-coop-test}
 cd "$(dirname "$0")/.."
@@ -61,3 +61,5 @@ stat -c '%u:%g %A %n' "$folder/rootfs" "$folder/rootfs/etc/os-release" "$folder/
     "$folder/rootfs/usr/bin/passwd"
 echo "== config"
 cat "$folder/config"
+echo "== a command inside the container: coop start demo --foreground -- … (as $user)"
+as_user coop start demo --foreground -- /bin/sh -c 'grep PRETTY /etc/os-release; id; cat /proc/self/uid_map; ps -e'
