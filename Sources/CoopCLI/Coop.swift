@@ -9,6 +9,7 @@ struct Coop: ParsableCommand {
         abstract: "Real distro containers for an ordinary user, without root.",
         discussion: "Exit statuses: 0 ok, 2 usage, 3 not found, 4 network, 5 verification, 6 unsafe archive, "
             + "7 conflict, 8 host setup, 9 i/o, 10 internal.",
+        version: "0.1.0",
         subcommands: [
             Images.self, Fetch.self, Create.self, List.self, Destroy.self, Cache.self, Build.self, Key.self,
             Publish.self, Start.self, Stop.self, Exec.self, Run.self, Check.self, Supervise.self, ExecInside.self,
@@ -26,6 +27,12 @@ struct Coop: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(error.code.rawValue)
         } catch {
+            // Argument errors exit with 2, like coop's own usage errors (not the parser's 64).
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(CoopError.Code.usage.rawValue)
+            }
             exit(withError: error)
         }
     }

@@ -25,7 +25,10 @@ public final class SignatureVerifier {
         let shortFingerprint = fingerprint.map { " (fingerprint \($0.prefix(4))…\($0.suffix(4)))" } ?? ""
         keyDescription = Self.displayPath(keyring) + shortFingerprint
 
-        var template = Array((FileManager.default.temporaryDirectory.path + "/coop-gnupg-XXXXXX").utf8CString)
+        Self.removeAbandonedHomes()
+        // The pid in the name tells a live verifier's home from one a killed coop left behind.
+        var template = Array(
+            (FileManager.default.temporaryDirectory.path + "/coop-gnupg-\(getpid())-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw CoopError.system("private GnuPG home") }
         home = URL(fileURLWithPath: String(cString: made))
         try FileSystem.writeAtomically("no-autostart\n", to: home.appendingPathComponent("gpg.conf"), mode: 0o600)
@@ -44,6 +47,19 @@ public final class SignatureVerifier {
     deinit {
         gpgme_release(context)
         try? FileManager.default.removeItem(at: home)
+    }
+
+    /// Private homes of this user's coop processes that were killed before they could remove them.
+    static func removeAbandonedHomes() {
+        let temporary = FileManager.default.temporaryDirectory
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] {
+            let parts = name.split(separator: "-")
+            guard name.hasPrefix("coop-gnupg-"), parts.count == 4, let pid = Int32(parts[2]) else { continue }
+            let path = temporary.appendingPathComponent(name).path
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_uid == getuid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: path)
+        }
     }
 
     private func importKey(_ keyring: URL) throws {

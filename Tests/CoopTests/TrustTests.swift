@@ -71,6 +71,18 @@ struct TrustTests {
         }
     }
 
+    @Test(
+        "A private GnuPG home left by a killed coop is removed by the next one", .enabled(if: TestHost.ready(.fixtures))
+    )
+    func abandonedHomeRemoved() throws {
+        // A pid above the kernel's pid_max (4194304) can never be alive.
+        let stale = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("coop-gnupg-9999999-abcdef")
+        try FileManager.default.createDirectory(at: stale, withIntermediateDirectories: true)
+        let verifier = try SignatureVerifier(keyring: TestHost.signerKey, fingerprint: TestHost.signerFingerprint)
+        #expect(!FileManager.default.fileExists(atPath: stale.path))
+        #expect(FileManager.default.fileExists(atPath: verifier.home.path), "the live home stays")
+    }
+
     @Test("SHA256SUMS is checked for the files it names")
     func checksumList() throws {
         let list = ChecksumList(text: "abc  rootfs.tar.xz\ndef *meta.tar.xz\n")
