@@ -66,11 +66,7 @@ public final class SigningKeyring {
     }
 
     func requireKey() throws -> gpgme_key_t {
-        guard let fingerprint = fingerprint() else {
-            throw CoopError(
-                .notFound, "signing key", cause: "there is none in \(home.path)", fix: "make one with 'coop key create'"
-            )
-        }
+        let fingerprint = try requireKeyFingerprint()
         var key: gpgme_key_t?
         guard gpgme_get_key(context, fingerprint, &key, 1) == 0, let key else {
             throw CoopError(.internal, "signing key \(fingerprint)", cause: "cannot be loaded")
@@ -80,11 +76,7 @@ public final class SigningKeyring {
 
     /// The armored public key.
     public func exportPublic() throws -> Data {
-        guard let fingerprint = fingerprint() else {
-            throw CoopError(
-                .notFound, "signing key", cause: "there is none in \(home.path)", fix: "make one with 'coop key create'"
-            )
-        }
+        let fingerprint = try requireKeyFingerprint()
         var output: gpgme_data_t?
         gpgme_data_new(&output)
         defer { gpgme_data_release(output) }
