@@ -26,8 +26,9 @@ deps:
 	echo "installing: $$missing"; \
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
 
-fixtures: deps
+fixtures: deps build
 	Tests/Fixtures/build-images.sh $(FIXTURES)
+	Tests/Fixtures/build-guests.sh $(FIXTURES) .build/debug/coop
 
 demo: deps release
 	Tests/demo.sh $(TEST_USER)
@@ -49,9 +50,12 @@ clean:
 	rm -rf .build
 
 PREFIX ?= /usr/local
-# Installs the binary with its remotes and keys: PREFIX/bin/coop, PREFIX/share/coop/.
+# Installs the binary with its remotes and keys: PREFIX/bin/coop, PREFIX/libexec/coop/coop-supervisor,
+# PREFIX/share/coop/.
 install: release
 	install -D -m 0755 "$$(swift build -c release --show-bin-path)/coop" "$(DESTDIR)$(PREFIX)/bin/coop"
+	install -D -m 0755 "$$(swift build -c release --show-bin-path)/coop-supervisor" \
+		"$(DESTDIR)$(PREFIX)/libexec/coop/coop-supervisor"
 	install -D -m 0644 images.index "$(DESTDIR)$(PREFIX)/share/coop/images.index"
 	install -d -m 0755 "$(DESTDIR)$(PREFIX)/share/coop/keys"
 	install -m 0644 keys/*.asc "$(DESTDIR)$(PREFIX)/share/coop/keys/"

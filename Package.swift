@@ -7,7 +7,8 @@ let package = Package(
     name: "coop",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "coop", targets: ["CoopCLI"])
+        .executable(name: "coop", targets: ["CoopCLI"]),
+        .executable(name: "coop-supervisor", targets: ["CoopSupervisor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -21,6 +22,10 @@ let package = Package(
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Our own C: namespace entry, which must not run Swift between fork and exec.
         .target(name: "CCoopNamespace"),
+        // The process beside each running container, in C so that it costs almost no memory.
+        .executableTarget(
+            name: "CoopSupervisor", dependencies: ["CCoopNamespace"],
+            linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "--gc-sections"])]),
 
         // The pipeline, one library per stage.
         .target(name: "CoopSupport", dependencies: ["CLibcrypto"], swiftSettings: strict),

@@ -176,6 +176,7 @@ ca=$work/server/tls/ca.pem
 # (COOP_DATA below points at it explicitly).
 prefix=$work/prefix
 install -D -m 0755 "$coop_bin" "$prefix/bin/coop"
+install -D -m 0755 "$(dirname "$coop_bin")/coop-supervisor" "$prefix/libexec/coop/coop-supervisor"
 install -D -m 0644 "$repo/images.index" "$prefix/share/coop/images.index"
 install -d -m 0755 "$prefix/share/coop/keys"
 install -m 0644 "$repo"/keys/*.asc "$prefix/share/coop/keys/"

@@ -56,6 +56,18 @@ static int write_map_directly(char *const helper_argv[], pid_t pid) {
     return written == (ssize_t)used ? 0 : -1;
 }
 
+static int write_pid(const char *file, pid_t pid) {
+    char text[16];
+    int n = snprintf(text, sizeof text, "%d", (int)pid);
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t written = write(fd, text, (size_t)n);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return written == n ? 0 : -1;
+}
+
 // Runs newuidmap or newgidmap for `pid` (or, as root, writes the map itself); returns the wait status or -1.
 static int run_map_helper(char *const helper_argv[], pid_t pid) {
     char pid_text[16];
@@ -89,7 +101,8 @@ static int run_map_helper(char *const helper_argv[], pid_t pid) {
 }
 
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
-                 char *const uidmap_argv[], char *const gidmap_argv[], int new_session, coop_spawn_failure *failure) {
+                 char *const uidmap_argv[], char *const gidmap_argv[], char *const cgroup_procs[], int new_session,
+                 coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
     int use_userns = uidmap_argv != NULL && gidmap_argv != NULL;
     int report_pipe[2], ready_pipe[2] = {-1, -1}, go_pipe[2] = {-1, -1};
@@ -142,12 +155,19 @@ pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const
     if (use_userns) {
         char byte;
         if (read_full(ready_pipe[0], &byte, 1) == 1) {
-            int status = run_map_helper(uidmap_argv, pid);
+            for (int i = 0; cgroup_procs != NULL && cgroup_procs[i] != NULL; i++) {
+                if (write_pid(cgroup_procs[i], pid) < 0) {
+                    failure->stage = COOP_STAGE_CGROUP;
+                    failure->error_number = errno;
+                    break;
+                }
+            }
+            int status = failure->stage == COOP_STAGE_NONE ? run_map_helper(uidmap_argv, pid) : 0;
             if (status != 0) {
                 failure->stage = COOP_STAGE_UIDMAP;
                 failure->error_number = status < 0 ? errno : 0;
                 failure->helper_status = status;
-            } else {
+            } else if (failure->stage == COOP_STAGE_NONE) {
                 status = run_map_helper(gidmap_argv, pid);
                 if (status != 0) {
                     failure->stage = COOP_STAGE_GIDMAP;

@@ -13,12 +13,17 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/close_range.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <grp.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <poll.h>
+#include <termios.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,6 +86,81 @@ static void set_up_dev(const char *rootfs, int report) {
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
         snprintf(path, sizeof path, "%s/dev/%s", rootfs, links[i][1]);
         if (symlink(links[i][0], path) < 0) fail(report, COOP_RUN_MOUNT_DEV);
+    }
+}
+
+// The console pty's other end, bound onto an empty /dev/console.
+static void set_up_console(const char *rootfs, const char *console_path, int report) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/dev/console", rootfs);
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) fail(report, COOP_RUN_CONSOLE);
+    close(fd);
+    if (mount(console_path, path, NULL, MS_BIND, NULL) < 0) fail(report, COOP_RUN_CONSOLE);
+}
+
+// Splits a cgroup mount line "DIR TYPE OPTIONS HOSTDIR" in place; returns 0 when it has four fields.
+static int split_cgroup_line(char *line, char *fields[4]) {
+    char *save = NULL;
+    for (int i = 0; i < 4; i++) {
+        fields[i] = strtok_r(i == 0 ? line : NULL, " ", &save);
+        if (fields[i] == NULL) return -1;
+    }
+    return 0;
+}
+
+// A tmpfs on /sys/fs/cgroup holding the host's hierarchies as the container's cgroup namespace shows
+// them (its own cgroup as the root), then made read-only; the hierarchies keep their own permissions.
+static void set_up_cgroups(const char *rootfs, const char *const *lines, int report) {
+    char top[4096], path[4096], line[4096];
+    snprintf(top, sizeof top, "%s/sys/fs/cgroup", rootfs);
+    const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    int tmpfs = 0;
+    for (int i = 0; lines[i] != NULL; i++) {
+        char *field[4];
+        snprintf(line, sizeof line, "%s", lines[i]);
+        if (split_cgroup_line(line, field) < 0) continue;
+        const char *options = strcmp(field[2], "-") == 0 ? NULL : field[2];
+        if (strcmp(field[0], ".") == 0) {
+            if (mount("cgroup2", top, "cgroup2", flags, NULL) < 0) fail(report, COOP_RUN_CGROUP);
+            continue;
+        }
+        if (!tmpfs) {
+            if (mount("cgroup", top, "tmpfs", flags, "mode=0755,size=64k") < 0) fail(report, COOP_RUN_CGROUP);
+            tmpfs = 1;
+        }
+        snprintf(path, sizeof path, "%s/%s", top, field[0]);
+        if (strcmp(field[1], "link") == 0) {
+            if (symlink(field[2], path) < 0) fail(report, COOP_RUN_CGROUP);
+            continue;
+        }
+        if (mkdir(path, 0755) < 0 && errno != EEXIST) fail(report, COOP_RUN_CGROUP);
+        if (mount("cgroup", path, field[1], flags, options) < 0) fail(report, COOP_RUN_CGROUP);
+    }
+    if (tmpfs && mount(NULL, top, NULL, MS_REMOUNT | MS_RDONLY | flags, "mode=0755,size=64k") < 0)
+        fail(report, COOP_RUN_CGROUP);
+}
+
+static void remove_below(const char *folder) {
+    DIR *listing = opendir(folder);
+    if (listing == NULL) return;
+    struct dirent *entry;
+    char path[4096];
+    while ((entry = readdir(listing)) != NULL) {
+        if (entry->d_type != DT_DIR || entry->d_name[0] == '.') continue;
+        if (snprintf(path, sizeof path, "%s/%s", folder, entry->d_name) >= (int)sizeof path) continue;
+        remove_below(path);
+        rmdir(path);
+    }
+    closedir(listing);
+}
+
+void coop_cgroup_prune(const char *const *lines) {
+    char line[4096];
+    for (int i = 0; lines != NULL && lines[i] != NULL; i++) {
+        char *field[4];
+        snprintf(line, sizeof line, "%s", lines[i]);
+        if (split_cgroup_line(line, field) == 0 && strcmp(field[3], "-") != 0) remove_below(field[3]);
     }
 }
 
@@ -167,13 +247,26 @@ static void become_pid1(const coop_container_spec *spec, int report) {
             fail(report, COOP_RUN_MOUNT_SYS);
     }
     set_up_dev(rootfs, report);
+    if (spec->console_path != NULL) set_up_console(rootfs, spec->console_path, report);
+    if (spec->cgroup_mounts != NULL) set_up_cgroups(rootfs, spec->cgroup_mounts, report);
     if (chdir(rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) fail(report, COOP_RUN_PIVOT_ROOT);
     if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) fail(report, COOP_RUN_PIVOT_ROOT);
     mask_proc(report);
     if (spec->hostname != NULL && sethostname(spec->hostname, strlen(spec->hostname)) < 0)
         fail(report, COOP_RUN_HOSTNAME);
     if (!spec->share_network) bring_up_loopback(report);
+    if (spec->console_stdio) {
+        // A session of its own with the console as controlling terminal, as a booting kernel gives init.
+        int fd = -1;
+        if (setsid() < 0 || (fd = open("/dev/console", O_RDWR)) < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+            fail(report, COOP_RUN_CONSOLE);
+        for (int i = 0; i < 3; i++) {
+            if (dup2(fd, i) < 0) fail(report, COOP_RUN_CONSOLE);
+        }
+        if (fd > 2) close(fd);
+    }
     confine(report);
+    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
     execve(spec->argv[0], spec->argv, spec->envp);
     fail(report, COOP_RUN_EXEC);
 }
@@ -223,26 +316,37 @@ pid_t coop_container_start(const coop_container_spec *spec, coop_spawn_failure *
     return finish(report[0], pid, failure);
 }
 
+static int join_namespaces(pid_t init_pid);
+
+// Moves the calling process into the container's cgroups, which its /sys/fs/cgroup shows as the roots of
+// their hierarchies (the cgroup namespace's): its limits then hold for what exec runs too. Best effort:
+// a container without cgroups of its own has nothing there to join.
+static void join_cgroups(void) {
+    DIR *top = opendir("/sys/fs/cgroup");
+    if (top == NULL) return;
+    struct dirent *entry;
+    char path[512];
+    while ((entry = readdir(top)) != NULL) {
+        if (entry->d_type != DT_DIR || entry->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/sys/fs/cgroup/%s/cgroup.procs", entry->d_name);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t ignored = write(fd, "0", 1);
+        (void)ignored;
+        close(fd);
+    }
+    closedir(top);
+    int fd = open("/sys/fs/cgroup/cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t ignored = write(fd, "0", 1);
+        (void)ignored;
+        close(fd);
+    }
+}
+
 pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[], coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
-    // The user namespace first: the others belong to it, and joining them needs its capabilities.
-    static const char *const kinds[] = {"user", "mnt", "pid", "uts", "ipc", "net", "cgroup", NULL};
-    int fds[8];
-    char path[64];
-    for (int i = 0; kinds[i] != NULL; i++) {
-        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init_pid, kinds[i]);
-        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) {
-            return failed(failure, COOP_RUN_SETNS);
-        }
-    }
-    for (int i = 0; kinds[i] != NULL; i++) {
-        // A namespace the container shares with the host (net with lxc.net.0.type = none) is already ours.
-        if (setns(fds[i], 0) < 0 && !(errno == EINVAL && i > 0)) {
-            return failed(failure, COOP_RUN_SETNS);
-        }
-        close(fds[i]);
-    }
+    if (join_namespaces(init_pid) < 0) return failed(failure, COOP_RUN_SETNS);
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) {
         return failed(failure, COOP_STAGE_PIPE);
@@ -251,10 +355,13 @@ pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[]
     if (pid == 0) {
         close(report[0]);
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail(report[1], COOP_RUN_SETID);
+        join_cgroups();
         if (chdir("/") < 0) fail(report[1], COOP_RUN_EXEC);
         confine(report[1]);
         // PATH is looked up in the container's environment, not in the caller's.
         environ = (char **)envp;
+        // No descriptor of the caller's but stdio may reach the container.
+        syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
         execvp(argv[0], argv);
         fail(report[1], COOP_RUN_EXEC);
     }
@@ -266,4 +373,190 @@ pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[]
         return failed(failure, COOP_RUN_FORK);
     }
     return finish(report[0], pid, failure);
+}
+
+// Joins every namespace of the container whose PID 1 is `init_pid`, the user namespace first: the others
+// belong to it, and joining them needs its capabilities. A namespace the container shares with the host
+// (net with lxc.net.0.type = none) is already ours.
+static int join_namespaces(pid_t init_pid) {
+    static const char *const kinds[] = {"user", "mnt", "pid", "uts", "ipc", "net", "cgroup", NULL};
+    int fds[8];
+    char path[64];
+    for (int i = 0; kinds[i] != NULL; i++) {
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init_pid, kinds[i]);
+        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) return -1;
+    }
+    for (int i = 0; kinds[i] != NULL; i++) {
+        if (setns(fds[i], 0) < 0 && !(errno == EINVAL && i > 0)) return -1;
+        close(fds[i]);
+    }
+    return 0;
+}
+
+// The root user's login shell from the container's /etc/passwd, or /bin/sh.
+static void login_shell(char *shell, size_t size) {
+    snprintf(shell, size, "/bin/sh");
+    FILE *passwd = fopen("/etc/passwd", "re");
+    if (passwd == NULL) return;
+    char line[1024];
+    while (fgets(line, sizeof line, passwd) != NULL) {
+        if (strncmp(line, "root:", 5) != 0) continue;
+        char *field = strrchr(line, ':');
+        if (field != NULL) {
+            field++;
+            field[strcspn(field, "\n")] = '\0';
+            if (field[0] == '/' && access(field, X_OK) == 0) snprintf(shell, size, "%s", field);
+        }
+        break;
+    }
+    fclose(passwd);
+}
+
+static int send_fd(int socket_fd, int fd) {
+    char byte = 'm';
+    struct iovec data = {&byte, 1};
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct msghdr message = {.msg_iov = &data, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = sizeof control};
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    return sendmsg(socket_fd, &message, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+int coop_receive_fd(int socket_fd) {
+    char byte;
+    struct iovec data = {&byte, 1};
+    char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr message = {.msg_iov = &data, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = sizeof control};
+    ssize_t got;
+    while ((got = recvmsg(socket_fd, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    struct cmsghdr *header = got == 1 ? CMSG_FIRSTHDR(&message) : NULL;
+    if (header == NULL || header->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(header), sizeof(int));
+    return fd;
+}
+
+pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, unsigned short columns,
+                            char *const envp[], coop_spawn_failure *failure) {
+    memset(failure, 0, sizeof *failure);
+    if (join_namespaces(init_pid) < 0) return failed(failure, COOP_RUN_SETNS);
+    // Root of the container from here on, so that the pty below is root's inside.
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) return failed(failure, COOP_RUN_SETID);
+    join_cgroups();
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    char slave[64];
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
+        return failed(failure, COOP_RUN_CONSOLE);
+    struct winsize size = {.ws_row = rows, .ws_col = columns};
+    if (rows > 0 && columns > 0) ioctl(master, TIOCSWINSZ, &size);
+    char shell[256], argv0[258];
+    login_shell(shell, sizeof shell);
+    const char *base = strrchr(shell, '/');
+    // A leading dash makes it a login shell, as login(1) starts it.
+    snprintf(argv0, sizeof argv0, "-%s", base != NULL ? base + 1 : shell);
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) return failed(failure, COOP_STAGE_PIPE);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(report[0]);
+        int fd = -1;
+        if (setsid() < 0 || (fd = open(slave, O_RDWR)) < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+            fail(report[1], COOP_RUN_CONSOLE);
+        for (int i = 0; i < 3; i++) {
+            if (dup2(fd, i) < 0) fail(report[1], COOP_RUN_CONSOLE);
+        }
+        if (fd > 2) close(fd);
+        if (chdir("/root") < 0 && chdir("/") < 0) fail(report[1], COOP_RUN_EXEC);
+        confine(report[1]);
+        syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+        char *const argv[] = {argv0, NULL};
+        execve(shell, argv, envp);
+        fail(report[1], COOP_RUN_EXEC);
+    }
+    close(report[1]);
+    if (pid < 0) {
+        close(report[0]);
+        return failed(failure, COOP_RUN_FORK);
+    }
+    pid = finish(report[0], pid, failure);
+    // The terminal is relayed by the caller, outside the container: only the pty's master leaves.
+    if (pid > 0 && send_fd(socket_fd, master) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return failed(failure, COOP_RUN_CONSOLE);
+    }
+    close(master);
+    return pid;
+}
+
+static volatile sig_atomic_t window_changed = 0;
+
+static void note_window_change(int sig) {
+    (void)sig;
+    window_changed = 1;
+}
+
+static int copy_once(int from, int to) {
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(from, buffer, sizeof buffer)) < 0 && errno == EINTR) {
+    }
+    if (n <= 0) return -1;
+    for (ssize_t done = 0; done < n;) {
+        ssize_t written = write(to, buffer + done, (size_t)(n - done));
+        if (written < 0 && errno == EINTR) continue;
+        if (written <= 0) return -1;
+        done += written;
+    }
+    return 0;
+}
+
+int coop_relay_terminal(int master, int input, int output) {
+    struct termios saved;
+    int is_terminal = isatty(input) && tcgetattr(input, &saved) == 0;
+    if (is_terminal) {
+        struct termios raw = saved;
+        cfmakeraw(&raw);
+        tcsetattr(input, TCSADRAIN, &raw);
+    }
+    struct sigaction action = {0}, previous;
+    action.sa_handler = note_window_change;
+    sigaction(SIGWINCH, &action, &previous);
+    window_changed = 1;
+    struct pollfd fds[2] = {{.fd = input, .events = POLLIN}, {.fd = master, .events = POLLIN}};
+    for (;;) {
+        if (window_changed) {
+            window_changed = 0;
+            struct winsize size;
+            if (ioctl(input, TIOCGWINSZ, &size) == 0) ioctl(master, TIOCSWINSZ, &size);
+        }
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        // The shell's side closed (it exited): what it wrote last is read before the hang-up.
+        if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (copy_once(master, output) < 0) break;
+        }
+        if (fds[0].revents & (POLLIN | POLLHUP)) {
+            // End of input: the shell gets end-of-file (^D) and decides.
+            if (copy_once(input, master) < 0) {
+                fds[0].fd = -1;
+                char eof = 4;
+                ssize_t ignored = write(master, &eof, 1);
+                (void)ignored;
+            }
+        }
+    }
+    sigaction(SIGWINCH, &previous, NULL);
+    if (is_terminal) tcsetattr(input, TCSADRAIN, &saved);
+    return 0;
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoopRootfs
+import CoopRuntime
 import CoopSupport
 import Foundation
 
@@ -61,11 +62,26 @@ struct Check: ParsableCommand {
             Item(
                 name: "cgroups", ok: true,
                 detail: unified ? "cgroup v2" : hybrid ? "cgroup v1 with a cgroup2 mount (hybrid)" : "cgroup v1"))
+        let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+        let hierarchies = CgroupHierarchy.onHost()
+        let delegated = hierarchies.filter { ContainerCgroups.usable($0, user: user, uid: getuid()) }
+        let controllers = Set(delegated.flatMap(\.controllers))
+        let missing = ["memory", "pids", "cpu"].filter { !controllers.contains($0) }
         items.append(
             Item(
-                name: "cgroup limits", ok: false,
-                detail: "not applied yet: containers start without memory, pids or cpu limits",
-                fix: "none yet; limits come with 'coop setup-host'"))
+                name: "cgroup limits", ok: missing.isEmpty,
+                detail: missing.isEmpty
+                    ? "memory, pids and cpu limits hold (coop/\(user) delegated)"
+                    : "no delegated cgroup for \(missing.joined(separator: ", ")): such limits are not applied",
+                fix: "as root, run 'coop setup-host --user \(user)'"))
+        let systemdCgroup = delegated.contains { $0.options.contains("name=systemd") || $0.folder == "." }
+        items.append(
+            Item(
+                name: "systemd guests", ok: systemdCgroup,
+                detail: systemdCgroup
+                    ? "a container's init gets a cgroup of its own"
+                    : "init gets no writable cgroup: systemd cannot boot",
+                fix: "as root, run 'coop setup-host --user \(user)'"))
         for tool in ["/usr/bin/mmdebstrap", "/usr/bin/gpgconf"] {
             let present = FileManager.default.isExecutableFile(atPath: tool)
             items.append(

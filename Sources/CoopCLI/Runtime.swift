@@ -92,17 +92,32 @@ struct Run: ParsableCommand {
     }
 }
 
-/// `coop __supervise SPEC PIDFD ERRORFD`: a container's supervisor, inside its user namespace.
-struct Supervise: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__supervise", shouldDisplay: false)
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "An interactive login shell in a running container.",
+        discussion: "The shell runs on a pty of its own: job control, window size and Ctrl-C work as at a console.")
 
-    @Argument var spec: String
-    @Argument var pidFD: Int32
-    @Argument var errorFD: Int32
+    @Argument(help: "The container's name.")
+    var name: String
 
     func run() throws {
-        let decoded = try JSONDecoder().decode(RuntimeSpec.self, from: Data(spec.utf8))
-        throw ExitCode(Supervisor.supervise(spec: decoded, pidFD: pidFD, errorFD: errorFD))
+        let container = try Environment().container(named: name)
+        throw ExitCode(try ContainerRuntime.attach(container))
+    }
+}
+
+/// `coop __attach PID SOCKET ROWS COLUMNS TERM`: the inside half of attach.
+struct AttachInside: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__attach", shouldDisplay: false)
+
+    @Argument var pid: Int32
+    @Argument var socket: Int32
+    @Argument var rows: UInt16
+    @Argument var columns: UInt16
+    @Argument var term: String
+
+    func run() throws {
+        throw ExitCode(Supervisor.attach(initPID: pid, socketFD: socket, rows: rows, columns: columns, term: term))
     }
 }
 

@@ -12,7 +12,7 @@ public final class SpawnedProcess: @unchecked Sendable {
     public init(
         arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
         idMap: IDMap?, mapOwner: Bool = true, input: Int32 = -1, output: Int32 = -1, error: Int32 = -1,
-        newSession: Bool = false
+        cgroupProcs: [String] = [], newSession: Bool = false
     ) throws {
         // All memory is prepared here, before the fork: the child may not allocate.
         let argv = CStringArray(arguments)
@@ -24,10 +24,11 @@ public final class SpawnedProcess: @unchecked Sendable {
         }
         var failure = coop_spawn_failure()
         let fds: [Int32] = [input, output, error]
+        let procs = cgroupProcs.isEmpty ? nil : CStringArray(cgroupProcs)
         let pid = fds.withUnsafeBufferPointer { fdBuffer in
             coop_spawn(
                 arguments[0], argv.pointer, envp.pointer, fdBuffer.baseAddress, maps?.uid.pointer, maps?.gid.pointer,
-                newSession ? 1 : 0, &failure)
+                procs?.pointer, newSession ? 1 : 0, &failure)
         }
         if pid < 0 { throw Self.describe(failure, command: arguments[0]) }
         self.pid = pid
@@ -49,6 +50,10 @@ public final class SpawnedProcess: @unchecked Sendable {
                     ? "refused the id map (exit status \(failure.helper_status >> 8))" : "cannot run: \(reason)",
                 fix: "install the uidmap package and give this user a range in /etc/subuid and /etc/subgid; "
                     + "'coop check' tells what is missing")
+        case COOP_STAGE_CGROUP:
+            return CoopError(
+                .hostSetup, "cgroup of \(command)", cause: "cannot take the process: \(reason)",
+                fix: "as root, run 'coop setup-host --user NAME' for this user")
         case COOP_STAGE_EXEC:
             return CoopError(.internal, "start of \(command)", cause: "exec failed: \(reason)")
         default:

@@ -11,6 +11,8 @@ public struct ContainerDefinition: Sendable {
     public var idMap: IDMap
     /// `lxc.net.0.type = none`: the container shares the host's network namespace.
     public var sharesHostNetwork: Bool
+    /// `lxc.cgroup.*` and `lxc.cgroup2.*` lines, in order (device rules are left to the runtime's own /dev).
+    public var limits: [CgroupLimit]
 
     public init(folder: URL) throws {
         let configFile = folder.appendingPathComponent("config")
@@ -37,12 +39,25 @@ public struct ContainerDefinition: Sendable {
         hostname = values["lxc.uts.name"] ?? name
         self.idMap = idMap
         sharesHostNetwork = values["lxc.net.0.type"] == "none"
+        limits = text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { return nil }
+            for (prefix, isVersion2) in [("lxc.cgroup2.", true), ("lxc.cgroup.", false)]
+            where parts[0].hasPrefix(prefix) {
+                let limit = CgroupLimit(
+                    key: String(parts[0].dropFirst(prefix.count)), value: parts[1], isVersion2: isVersion2)
+                return limit.controller == "devices" ? nil : limit
+            }
+            return nil
+        }
+    }
+
+    /// Whether /sbin/init is systemd.
+    public var initIsSystemd: Bool {
+        let initPath = rootfs.appendingPathComponent("sbin/init").path
+        return ((try? FileManager.default.destinationOfSymbolicLink(atPath: initPath)) ?? "").contains("systemd")
     }
 
     /// How to stop this container's init: systemd powers off on SIGRTMIN+3, SysV init on SIGPWR.
-    public var stopSignal: Int32 {
-        let initPath = rootfs.appendingPathComponent("sbin/init").path
-        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: initPath)) ?? ""
-        return target.contains("systemd") ? 34 + 3 : SIGPWR
-    }
+    public var stopSignal: Int32 { initIsSystemd ? 34 + 3 : SIGPWR }
 }

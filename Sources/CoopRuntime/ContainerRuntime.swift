@@ -8,7 +8,7 @@ import Foundation
 /// (not the user's own id), which makes the other namespaces and forks the container's PID 1.
 public enum ContainerRuntime {
     /// Starts the container. In the foreground it returns PID 1's exit status (or 128 + signal); in the
-    /// background it returns nil once PID 1 runs, leaving its output in `console.log`.
+    /// background it returns nil once PID 1 runs, leaving its console output in `console.log`.
     public static func start(_ container: ContainerDefinition, command: [String]?, foreground: Bool) throws -> Int32? {
         if let state = ContainerState.read(container.folder), state.isRunning {
             throw CoopError(
@@ -16,12 +16,17 @@ public enum ContainerRuntime {
                 fix: "stop it first with 'coop stop \(container.name)'")
         }
         try checkTraversable(container.rootfs, idMap: container.idMap)
-        let spec = RuntimeSpec(
-            rootfs: container.rootfs.path, hostname: container.hostname, command: command ?? ["/sbin/init"],
-            environment: RuntimeSpec.defaultEnvironment, shareNetwork: container.sharesHostNetwork)
-        let json = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        let supervisorPath = try CoopPaths.helperPath("coop-supervisor")
+        let cgroups = try ContainerCgroups.prepare(container)
+        warnAboutCgroups(cgroups, container: container, bootsSystemd: command == nil && container.initIsSystemd)
+        var initCommand = command ?? ["/sbin/init"]
+        // systemd 256 and later boot on v1 cgroups only when told so; older ones ignore the setting.
+        if command == nil, container.initIsSystemd, cgroups.initSeesLegacyCgroups {
+            initCommand.append("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1")
+        }
         let pidPipe = try Pipe.make()
         let errors = try Pipe.make()
+        let go = try Pipe.make()
         var logFD: Int32 = -1
         if !foreground {
             logFD = open(
@@ -33,37 +38,89 @@ public enum ContainerRuntime {
         // The supervisor inherits these two pipe ends (not its stdio, which is the container's console).
         _ = fcntl(pidPipe.write, F_SETFD, 0)
         _ = fcntl(errors.write, F_SETFD, 0)
+        _ = fcntl(go.read, F_SETFD, 0)
+        let flags = (container.sharesHostNetwork ? "n" : "") + (foreground ? "" : "c")
         let supervisor: SpawnedProcess
         do {
             defer {
                 close(pidPipe.write)
                 close(errors.write)
+                close(go.read)
                 if logFD >= 0 { close(logFD) }
                 if input >= 0 { close(input) }
             }
-            // The supervisor writes PID 1's pid and its errors on the two pipes it is given.
             supervisor = try SpawnedProcess(
                 arguments: [
-                    CoopPaths.executablePath(), "__supervise", json, String(pidPipe.write), String(errors.write),
-                ],
-                idMap: container.idMap, mapOwner: false, input: input, output: logFD, error: logFD,
-                newSession: !foreground)
+                    supervisorPath, String(pidPipe.write), String(errors.write), String(go.read), container.rootfs.path,
+                    container.hostname, flags.isEmpty ? "-" : flags,
+                ] + cgroups.mountLines + ["--"] + initCommand,
+                environment: environment, idMap: container.idMap, mapOwner: false, input: input, output: logFD,
+                error: logFD, cgroupProcs: cgroups.procsFiles, newSession: !foreground)
+            // The cgroups go to the container's root only now: until the supervisor was in them, the files
+            // that take processes had to be the user's.
+            try cgroups.handOver(to: container.idMap)
+            try [UInt8(ascii: "g")].withUnsafeBytes { try FileSystem.writeAll(go.write, $0, what: "start") }
+        } catch {
+            close(go.write)
+            cgroups.remove(idMap: container.idMap)
+            throw error
         }
+        close(go.write)
         let pidText = PipeReader(fd: pidPipe.read).text().trimmingCharacters(in: .whitespacesAndNewlines)
         guard let pid = Int32(pidText) else {
             let status = supervisor.wait()
-            let text = PipeReader(fd: errors.read).text()
-            if let error = try? JSONDecoder().decode(CoopError.self, from: Data(text.utf8)) { throw error }
+            cgroups.remove(idMap: container.idMap)
+            let report = PipeReader(fd: errors.read).text().split(separator: " ").compactMap {
+                Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            if report.count == 2 {
+                var failure = coop_spawn_failure()
+                failure.stage = coop_stage(rawValue: UInt32(report[0]))
+                failure.error_number = report[1]
+                throw describe(failure, what: "start of \(container.name)")
+            }
             throw CoopError(
-                .internal, "start of \(container.name)", cause: "the supervisor ended with status \(status): \(text)")
+                .internal, "start of \(container.name)", cause: "the supervisor ended with status \(status)")
         }
         close(errors.read)
         // A short command may be gone already; then there is nothing running to record.
         if let ticks = ContainerState.startTicks(of: pid) {
-            try ContainerState(pid: pid, startTicks: ticks, startedAt: Int(Date().timeIntervalSince1970)).write(
-                container.folder)
+            try ContainerState(
+                pid: pid, startTicks: ticks, startedAt: Int(Date().timeIntervalSince1970),
+                cgroups: cgroups.folders.map(\.path)
+            ).write(container.folder)
         }
-        return foreground ? supervisor.wait() : nil
+        guard foreground else { return nil }
+        // Keys typed at the terminal are for the container; coop waits for it to end.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGQUIT, SIG_IGN)
+        let status = supervisor.wait()
+        cgroups.remove(idMap: container.idMap)
+        unlink(ContainerState.file(container.folder).path)
+        return status
+    }
+
+    /// PID 1's environment, as LXC gives it.
+    static let environment = [
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container": "lxc", "TERM": "xterm",
+        "HOME": "/root",
+    ]
+
+    /// Says which limits of the config did not hold, and what systemd will miss, with the fix.
+    static func warnAboutCgroups(_ cgroups: ContainerCgroups, container: ContainerDefinition, bootsSystemd: Bool) {
+        let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+        let fix = "as root, run 'coop setup-host --user \(user)' once"
+        if !cgroups.unapplied.isEmpty {
+            let lines = cgroups.unapplied.map(\.configLine).joined(separator: ", ")
+            Console.warning(
+                "could not apply the limits of \(container.name): \(lines): no cgroup of theirs is delegated to "
+                    + "\(user); the container runs without them. Fix: \(fix)")
+        }
+        if bootsSystemd, !cgroups.initHasCgroup {
+            Console.warning(
+                "systemd in \(container.name) gets no cgroup of its own to manage and will likely fail to boot. "
+                    + "Fix: \(fix)")
+        }
     }
 
     /// The container's root (the range's first id) must be able to reach its rootfs.
@@ -89,6 +146,51 @@ public enum ContainerRuntime {
         return process.wait()
     }
 
+    /// An interactive login shell in the running container, on a pty of its own: the caller's terminal is
+    /// relayed from outside (nothing inside gets hold of it). Returns the shell's exit status.
+    public static func attach(_ container: ContainerDefinition) throws -> Int32 {
+        let state = try running(container)
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw CoopError.system("socket for attach")
+        }
+        defer { close(pair[0]) }
+        _ = fcntl(pair[1], F_SETFD, 0)
+        var size = winsize()
+        _ = ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size)
+        let errors = try Pipe.make()
+        let nothing = open("/dev/null", O_RDWR | O_CLOEXEC)
+        let term = ProcessInfo.processInfo.environment["TERM"] ?? "xterm"
+        let helper: SpawnedProcess
+        do {
+            defer {
+                close(pair[1])
+                close(errors.write)
+                close(nothing)
+            }
+            helper = try SpawnedProcess(
+                arguments: [
+                    CoopPaths.executablePath(), "__attach", String(state.pid), String(pair[1]), String(size.ws_row),
+                    String(size.ws_col), term,
+                ], idMap: nil, input: nothing, output: nothing, error: errors.write)
+        }
+        let master = coop_receive_fd(pair[0])
+        if master >= 0 {
+            coop_relay_terminal(master, STDIN_FILENO, STDOUT_FILENO)
+            close(master)
+        }
+        let status = helper.wait()
+        let message = PipeReader(fd: errors.read).text()
+        if master < 0 {
+            throw CoopError(
+                .hostSetup, "attach to \(container.name)",
+                cause: message.replacingOccurrences(of: "error: ", with: "").trimmingCharacters(
+                    in: .whitespacesAndNewlines),
+                fix: "check that the container runs ('coop list')")
+        }
+        return status
+    }
+
     /// Asks init to power off, and kills it after `timeout` seconds.
     public static func stop(_ container: ContainerDefinition, timeout: Double) throws {
         let state = try running(container)
@@ -100,6 +202,7 @@ public enum ContainerRuntime {
             while state.isRunning { usleep(10_000) }
         }
         unlink(ContainerState.file(container.folder).path)
+        ContainerCgroups.remove(state.cgroups ?? [], idMap: container.idMap)
     }
 
     static func running(_ container: ContainerDefinition) throws -> ContainerState {
@@ -118,6 +221,7 @@ public enum ContainerRuntime {
             24: "mount of /proc", 25: "mount of /sys", 26: "mount of /dev", 27: "a device in /dev",
             28: "mount of /dev/pts", 29: "masking /proc", 30: "pivot_root", 31: "hostname", 32: "loopback",
             33: "capabilities", 34: "seccomp", 35: "switch to root", 36: "exec", 37: "joining the namespaces",
+            38: "the console", 39: "mounting /sys/fs/cgroup",
         ]
         let stage = stages[failure.stage.rawValue] ?? "stage \(failure.stage.rawValue)"
         let reason = String(cString: strerror(failure.error_number))

@@ -7,6 +7,8 @@ public struct ContainerState: Codable, Sendable {
     public var pid: Int32
     public var startTicks: UInt64
     public var startedAt: Int
+    /// The container's cgroup folders on the host, removed when it stops.
+    public var cgroups: [String]?
 
     static func file(_ folder: URL) -> URL { folder.appendingPathComponent("state.json") }
 

@@ -84,6 +84,22 @@ public struct CoopPaths: Sendable {
         return nil
     }
 
+    /// A helper program installed with coop: beside the binary (a build folder, or PREFIX/bin), or in
+    /// PREFIX/libexec/coop.
+    public static func helperPath(_ name: String) throws -> String {
+        let folder = URL(fileURLWithPath: executablePath()).deletingLastPathComponent()
+        let candidates = [
+            folder.appendingPathComponent(name).path,
+            folder.deletingLastPathComponent().appendingPathComponent("libexec/coop/\(name)").path,
+        ]
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw CoopError(
+                .hostSetup, name, cause: "is not installed (looked in \(candidates.joined(separator: " and ")))",
+                fix: "install coop with 'make install', which puts \(name) beside it")
+        }
+        return found
+    }
+
     /// The running binary, resolved through /proc so that a symlink or PATH lookup does not matter.
     public static func executablePath() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -60,6 +60,18 @@ public enum FileSystem {
 
 extension FileSystem {
     /// Writes every byte, retrying on EINTR; an ENOSPC failure says how to get space.
+    /// Writes `text` to a kernel control file (cgroup, /proc) in one write(2), as the kernel expects.
+    /// On failure errno tells the kernel's reason.
+    public static func writeControlFile(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CoopError.system("control file \(path)") }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let saved = errno
+        close(fd)
+        guard written == bytes.count else { throw CoopError.system("control file \(path)", errno: saved) }
+    }
+
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws {
         var offset = 0
         while offset < bytes.count {

@@ -15,6 +15,7 @@ typedef enum {
     COOP_STAGE_GIDMAP,
     COOP_STAGE_SETID,
     COOP_STAGE_EXEC,
+    COOP_STAGE_CGROUP,
 } coop_stage;
 
 typedef struct {
@@ -36,8 +37,11 @@ typedef struct {
 /// Returns the pid, or -1 with `failure` filled in.
 /// With `new_session`, the child leads a session of its own (setsid), so that a tool which signals its
 /// whole process group on failure cannot reach coop.
+/// `cgroup_procs` (NULL-terminated, or NULL) are cgroup.procs files the parent writes the child's pid to
+/// before the id maps: while the child still has the caller's credentials, which cgroup v1 asks for.
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
-                 char *const uidmap_argv[], char *const gidmap_argv[], int new_session, coop_spawn_failure *failure);
+                 char *const uidmap_argv[], char *const gidmap_argv[], char *const cgroup_procs[], int new_session,
+                 coop_spawn_failure *failure);
 
 /// pipe2(O_CLOEXEC), which Swift's Glibc module does not expose.
 int coop_pipe_cloexec(int fds[2]);

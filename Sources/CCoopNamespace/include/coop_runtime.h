@@ -25,6 +25,8 @@ typedef enum {
     COOP_RUN_SETID,
     COOP_RUN_EXEC,
     COOP_RUN_SETNS,
+    COOP_RUN_CONSOLE,
+    COOP_RUN_CGROUP,
 } coop_run_stage;
 
 typedef struct {
@@ -36,6 +38,15 @@ typedef struct {
     char *const *envp;
     /// Keep the host's network namespace (lxc.net.0.type = none).
     int share_network;
+    /// A pty on the host's devpts, bound onto /dev/console (NULL: no console).
+    const char *console_path;
+    /// PID 1 gets the console as its controlling terminal and stdio (else it keeps the caller's).
+    int console_stdio;
+    /// NULL-terminated lines "DIR TYPE OPTIONS HOSTDIR" for /sys/fs/cgroup inside: TYPE cgroup or cgroup2
+    /// mounts that hierarchy (OPTIONS its controllers, or "-") at /sys/fs/cgroup/DIR ("." for the top);
+    /// TYPE link makes DIR a symlink to OPTIONS. HOSTDIR is the container's cgroup on the host, or "-".
+    /// NULL or empty: /sys/fs/cgroup stays as sysfs has it.
+    const char *const *cgroup_mounts;
 } coop_container_spec;
 
 /// Called in a fresh single-threaded process that is root of the container's user namespace: makes the
@@ -47,6 +58,22 @@ pid_t coop_container_start(const coop_container_spec *spec, coop_spawn_failure *
 /// Called in a fresh single-threaded process: joins the namespaces of the container whose PID 1 is
 /// `init_pid`, forks, and execs `argv` inside it as root with the container's confinement. Returns the
 /// child's pid, or -1 with `failure` filled in.
+/// Removes the cgroups made below each HOSTDIR of `cgroup_mounts` (deepest first), once PID 1 is gone.
+void coop_cgroup_prune(const char *const *cgroup_mounts);
+
 pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[], coop_spawn_failure *failure);
+
+/// Called in a fresh single-threaded process: joins the container of `init_pid` as its root, opens a pty
+/// there, starts root's login shell on it (session leader, controlling terminal, `rows` x `columns`),
+/// sends the pty's master over `socket_fd` and returns the shell's pid (-1 with `failure` filled in).
+pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, unsigned short columns,
+                            char *const envp[], coop_spawn_failure *failure);
+
+/// Receives a file descriptor sent with SCM_RIGHTS; -1 when none came.
+int coop_receive_fd(int socket_fd);
+
+/// Relays between a terminal (`input`, `output`) and a pty `master` until the pty hangs up: `input` in
+/// raw mode meanwhile (so ^C and ^Z reach the container's foreground job), window size passed on.
+int coop_relay_terminal(int master, int input, int output);
 
 #endif

@@ -80,17 +80,19 @@ enum TestHost {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The coop binary, copied once to a folder every user can read (the checkout may be private).
+    /// The coop binary with its supervisor beside it, copied once to a folder every user can read (the
+    /// checkout may be private).
     static let binary: URL = {
-        let built = repository.appendingPathComponent(".build/debug/coop")
         let folder = URL(fileURLWithPath: "/tmp/coop-tests-bin-\(getpid())")
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         chmod(folder.path, 0o755)
-        let copy = folder.appendingPathComponent("coop")
-        try? FileManager.default.removeItem(at: copy)
-        try? FileManager.default.copyItem(at: built, to: copy)
-        chmod(copy.path, 0o755)
-        return copy
+        for name in ["coop-supervisor", "coop"] {
+            let copy = folder.appendingPathComponent(name)
+            try? FileManager.default.removeItem(at: copy)
+            try? FileManager.default.copyItem(at: repository.appendingPathComponent(".build/debug/\(name)"), to: copy)
+            chmod(copy.path, 0o755)
+        }
+        return folder.appendingPathComponent("coop")
     }()
 }
 

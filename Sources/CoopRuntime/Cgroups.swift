@@ -1,0 +1,311 @@
+import CoopRootfs
+import CoopSupport
+import Foundation
+
+/// One cgroup hierarchy of the host, as mounted under /sys/fs/cgroup.
+public struct CgroupHierarchy: Sendable, Equatable {
+    /// Where it is mounted, e.g. /sys/fs/cgroup/memory (or /sys/fs/cgroup itself on a pure v2 host).
+    public var mountPoint: String
+    /// Its folder below /sys/fs/cgroup ("." for /sys/fs/cgroup itself).
+    public var folder: String
+    /// cgroup2 (the unified hierarchy) rather than a v1 one.
+    public var isUnified: Bool
+    /// For v1: the mount options naming it, e.g. "memory" or "name=systemd".
+    public var options: String
+
+    /// The controllers this hierarchy carries (v1: from its options; v2: cgroup.controllers).
+    public var controllers: [String] {
+        if isUnified {
+            let text = (try? String(contentsOfFile: mountPoint + "/cgroup.controllers", encoding: .utf8)) ?? ""
+            return text.split(whereSeparator: \.isWhitespace).map(String.init)
+        }
+        return options.split(separator: ",").map(String.init).filter { !$0.hasPrefix("name=") && $0 != "xattr" }
+    }
+
+    /// Every cgroup hierarchy mounted at /sys/fs/cgroup or directly below it.
+    public static func onHost(mountinfo: String = "/proc/self/mountinfo") -> [CgroupHierarchy] {
+        guard let text = try? String(contentsOfFile: mountinfo, encoding: .utf8) else { return [] }
+        var found: [CgroupHierarchy] = []
+        for line in text.split(separator: "\n") {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPEROPTIONS
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2 else { continue }
+            let mount = halves[0].split(separator: " ")
+            let tail = halves[1].split(separator: " ")
+            guard mount.count >= 5, tail.count >= 3, tail[0] == "cgroup" || tail[0] == "cgroup2" else { continue }
+            let point = String(mount[4])
+            let folder: String
+            if point == "/sys/fs/cgroup" {
+                folder = "."
+            } else if point.hasPrefix("/sys/fs/cgroup/"), !point.dropFirst(15).contains("/") {
+                folder = String(point.dropFirst(15))
+            } else {
+                continue
+            }
+            let options = tail[2].split(separator: ",").filter { $0 != "rw" && $0 != "ro" }.joined(separator: ",")
+            found.append(
+                CgroupHierarchy(
+                    mountPoint: point, folder: folder, isUnified: tail[0] == "cgroup2", options: options))
+        }
+        return found
+    }
+
+    /// Where coop keeps a user's containers in this hierarchy (made by `coop setup-host`).
+    public func userFolder(_ user: String) -> String { mountPoint + "/coop/" + user }
+
+    /// Files the owner of a cgroup needs to move processes in and, on v2, to enable controllers below.
+    public var ownerFiles: [String] {
+        guard isUnified else { return ["cgroup.procs", "tasks"] }
+        let delegate = (try? String(contentsOfFile: "/sys/kernel/cgroup/delegate", encoding: .utf8))?
+            .split(separator: "\n").map(String.init)
+        return delegate ?? ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"]
+    }
+
+    /// The path of the calling process's cgroup in this hierarchy, from /proc/self/cgroup.
+    var currentPath: String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            let names = fields[1].split(separator: ",").map(String.init)
+            let mine =
+                isUnified
+                ? fields[0] == "0"
+                : !names.isEmpty
+                    && Set(names) == Set(options.split(separator: ",").map(String.init).filter { $0 != "xattr" })
+            if mine { return String(fields[2]) }
+        }
+        return nil
+    }
+}
+
+/// A cgroup limit from the container's config: `lxc.cgroup.KEY = VALUE` (v1) or `lxc.cgroup2.KEY = VALUE`.
+public struct CgroupLimit: Sendable, Equatable {
+    public var key: String
+    public var value: String
+    public var isVersion2: Bool
+
+    public var configLine: String { "lxc.cgroup\(isVersion2 ? "2" : "").\(key) = \(value)" }
+
+    /// The file and value this limit means in a hierarchy of the other version (nil: no equivalent).
+    func translated(toVersion2: Bool) -> [(file: String, value: String)]? {
+        if toVersion2 == isVersion2 { return [(key, value)] }
+        if toVersion2 {
+            switch key {
+            case "memory.limit_in_bytes": return [("memory.max", value == "-1" ? "max" : value)]
+            case "memory.soft_limit_in_bytes": return [("memory.high", value == "-1" ? "max" : value)]
+            case "pids.max", "cpuset.cpus", "cpuset.mems": return [(key, value)]
+            case "cpu.shares": return Int(value).map { [("cpu.weight", String(max(1, min(10_000, $0 * 100 / 1024))))] }
+            default: return nil
+            }
+        }
+        switch key {
+        case "memory.max": return [("memory.limit_in_bytes", value == "max" ? "-1" : value)]
+        case "memory.high": return [("memory.soft_limit_in_bytes", value == "max" ? "-1" : value)]
+        case "pids.max", "cpuset.cpus", "cpuset.mems": return [(key, value)]
+        case "cpu.weight": return Int(value).map { [("cpu.shares", String(max(2, $0 * 1024 / 100)))] }
+        case "cpu.max":
+            let parts = value.split(separator: " ").map(String.init)
+            guard let quota = parts.first else { return nil }
+            return [
+                ("cpu.cfs_period_us", parts.count > 1 ? parts[1] : "100000"),
+                ("cpu.cfs_quota_us", quota == "max" ? "-1" : quota),
+            ]
+        default: return nil
+        }
+    }
+
+    /// The controller the limit belongs to: the key's first part.
+    public var controller: String { String(key.prefix { $0 != "." }) }
+}
+
+/// A container's cgroups: `coop/USER/NAME` in every hierarchy delegated to the user, with the config's
+/// limits written by the user (so the container cannot raise them) and the folder itself handed to the
+/// container's root (so that its init can make cgroups below, as systemd does).
+public struct ContainerCgroups: Sendable {
+    /// The container's folder in each hierarchy it has one in.
+    public var folders: [(hierarchy: CgroupHierarchy, path: String)]
+    /// Every hierarchy of the host, for the container's /sys/fs/cgroup.
+    var hierarchies: [CgroupHierarchy]
+    /// The config's limits that no delegated hierarchy could take.
+    public var unapplied: [CgroupLimit]
+
+    /// The cgroup.procs files the supervisor is written to before it starts.
+    public var procsFiles: [String] { folders.map { $0.path + "/cgroup.procs" } }
+
+    /// Whether a hierarchy is the user's: `coop setup-host` made its folder, owned by the user. On a
+    /// cgroup2 hierarchy a process may only be moved by someone who may write to the common ancestor of
+    /// both cgroups, so the caller must already be inside its folder there (a delegating login does that).
+    public static func usable(_ hierarchy: CgroupHierarchy, user: String, uid: uid_t) -> Bool {
+        if uid == 0 { return true }
+        var info = stat()
+        guard stat(hierarchy.userFolder(user), &info) == 0, info.st_uid == uid else { return false }
+        guard hierarchy.isUnified else { return true }
+        let relative = String(hierarchy.userFolder(user).dropFirst(hierarchy.mountPoint.count))
+        return hierarchy.currentPath.map { $0 == relative || $0.hasPrefix(relative + "/") } ?? false
+    }
+
+    /// The container's cgroup name: its name, and a hash of its folder, as two containers folders may both
+    /// hold a container of that name.
+    static func cgroupName(_ container: ContainerDefinition) -> String {
+        let hasher = SHA256Hasher()
+        Array(container.folder.standardizedFileURL.path.utf8).withUnsafeBytes { hasher.update($0) }
+        return container.name + "-" + hasher.finalize().prefix(8)
+    }
+
+    /// Makes the container's cgroups and writes its limits. Throws when a limit is refused by the kernel.
+    public static func prepare(_ container: ContainerDefinition) throws -> ContainerCgroups {
+        let uid = getuid()
+        let user = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
+        let hierarchies = CgroupHierarchy.onHost()
+        var folders: [(hierarchy: CgroupHierarchy, path: String)] = []
+        for hierarchy in hierarchies where usable(hierarchy, user: user, uid: uid) {
+            let path = hierarchy.userFolder(user) + "/" + cgroupName(container)
+            if uid == 0 {
+                try? FileManager.default.createDirectory(
+                    atPath: hierarchy.userFolder(user), withIntermediateDirectories: true)
+            }
+            try removeFolder(path, idMap: container.idMap)
+            guard mkdir(path, 0o755) == 0 else { throw CoopError.system("cgroup \(path)") }
+            fillCpuset(path)
+            if hierarchy.isUnified { enableControllers(below: hierarchy.userFolder(user)) }
+            folders.append((hierarchy, path))
+        }
+        var cgroups = ContainerCgroups(folders: folders, hierarchies: hierarchies, unapplied: [])
+        for limit in container.limits {
+            if !(try cgroups.apply(limit)) { cgroups.unapplied.append(limit) }
+        }
+        return cgroups
+    }
+
+    /// Writes a limit into the hierarchy that carries its controller; false when none is delegated.
+    func apply(_ limit: CgroupLimit) throws -> Bool {
+        for (hierarchy, path) in folders where hierarchy.controllers.contains(limit.controller) {
+            guard let writes = limit.translated(toVersion2: hierarchy.isUnified) else { return false }
+            for write in writes {
+                let file = path + "/" + write.file
+                do {
+                    try FileSystem.writeControlFile(write.value, to: file)
+                } catch let error as CoopError {
+                    throw CoopError(
+                        .usage, "limit \(limit.configLine)", cause: "\(file) refused '\(write.value)': \(error.cause)",
+                        fix: "correct the value in the container's config")
+                }
+            }
+            return true
+        }
+        return false
+    }
+
+    /// Gives each folder and the files that move processes to the container's root; the limit files stay
+    /// the user's, so root inside cannot raise them.
+    public func handOver(to idMap: IDMap) throws {
+        var paths: [String] = []
+        for (hierarchy, path) in folders {
+            paths.append(path)
+            paths += hierarchy.ownerFiles.map { path + "/" + $0 }.filter { FileManager.default.fileExists(atPath: $0) }
+        }
+        guard !paths.isEmpty else { return }
+        if getuid() == 0 {
+            for path in paths { chown(path, idMap.uidStart, idMap.gidStart) }
+            return
+        }
+        // Only a process that has both the user's ids and the container's in its namespace may chown.
+        let helper = try SpawnedProcess(arguments: ["/bin/chown", "0:0"] + paths, idMap: idMap, mapOwner: true)
+        let status = helper.wait()
+        if status != 0 {
+            throw CoopError(
+                .hostSetup, "cgroups of the container", cause: "could not be handed to its root (chown exit \(status))",
+                fix: "run 'coop check'")
+        }
+    }
+
+    /// Lines for the supervisor: the host's hierarchies as the container sees them at /sys/fs/cgroup.
+    /// The unified hierarchy of a hybrid host is left out unless the container has a folder there:
+    /// systemd then runs in legacy mode instead of failing on a cgroup it may not write.
+    public var mountLines: [String] {
+        var lines: [String] = []
+        for hierarchy in hierarchies {
+            let placed = folders.first { $0.hierarchy == hierarchy }?.path
+            if hierarchy.isUnified && hierarchy.folder != "." && placed == nil { continue }
+            let options = hierarchy.options.split(separator: ",").filter { $0 != "clone_children" }
+                .joined(separator: ",")
+            lines.append(
+                "\(hierarchy.folder) \(hierarchy.isUnified ? "cgroup2" : "cgroup") \(options.isEmpty ? "-" : options) \(placed ?? "-")"
+            )
+        }
+        if hierarchies.contains(where: { $0.folder != "." }) {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []
+            for entry in entries.sorted() {
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/fs/cgroup/" + entry) {
+                    lines.append("\(entry) link \(target) -")
+                }
+            }
+        }
+        return lines
+    }
+
+    /// Whether init gets a cgroup of its own to manage (systemd needs one): name=systemd on v1, else v2.
+    public var initHasCgroup: Bool {
+        folders.contains { $0.hierarchy.options.contains("name=systemd") || $0.hierarchy.folder == "." }
+    }
+
+    /// Whether init must be told it runs on v1 cgroups (systemd 256 and later refuse them otherwise).
+    public var initSeesLegacyCgroups: Bool { !mountLines.contains { $0.hasPrefix(". ") || $0.hasPrefix("unified ") } }
+
+    /// Removes the container's cgroups once its processes are gone.
+    public func remove(idMap: IDMap) { Self.remove(folders.map(\.path), idMap: idMap) }
+
+    public static func remove(_ paths: [String], idMap: IDMap) {
+        for path in paths { try? removeFolder(path, idMap: idMap, wait: 2) }
+    }
+
+    /// Removes a container's cgroup folder, waiting up to `wait` seconds for its last process to leave.
+    /// Folders left below by a supervisor that was killed belong to the container's root: a helper in
+    /// the user namespace removes them.
+    static func removeFolder(_ path: String, idMap: IDMap, wait: Double = 0) throws {
+        let deadline = Date().addingTimeInterval(wait)
+        while rmdir(path) != 0 {
+            switch errno {
+            case ENOENT: return
+            case EBUSY where Date() < deadline: usleep(5_000)
+            case ENOTEMPTY:
+                let helper = try SpawnedProcess(
+                    arguments: ["/usr/bin/find", path, "-mindepth", "1", "-depth", "-type", "d", "-delete"],
+                    idMap: getuid() == 0 ? nil : idMap, mapOwner: true)
+                helper.wait()
+                if rmdir(path) == 0 || errno == ENOENT { return }
+                fallthrough
+            default:
+                throw CoopError(
+                    .conflict, "cgroup \(path)", cause: "cannot be removed: \(String(cString: strerror(errno)))",
+                    fix: "a process of an earlier run may still be in it: see \(path)/cgroup.procs")
+            }
+        }
+    }
+
+    /// A v1 cpuset cgroup takes no process until it has cpus and mems: copy the parent's.
+    static func fillCpuset(_ path: String) {
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = path + "/" + file
+            guard let current = try? String(contentsOfFile: own, encoding: .utf8) else { continue }
+            if current.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+                let parent = try? String(
+                    contentsOfFile: (path as NSString).deletingLastPathComponent + "/" + file, encoding: .utf8)
+            {
+                try? FileSystem.writeControlFile(parent.trimmingCharacters(in: .whitespacesAndNewlines), to: own)
+            }
+        }
+    }
+
+    /// On cgroup2 a controller works in a cgroup only when every parent enables it for its children.
+    static func enableControllers(below path: String) {
+        let available = (try? String(contentsOfFile: path + "/cgroup.controllers", encoding: .utf8)) ?? ""
+        let wanted = available.split(whereSeparator: \.isWhitespace).filter {
+            ["memory", "pids", "cpu", "cpuset", "io"].contains($0)
+        }
+        for controller in wanted {
+            try? FileSystem.writeControlFile("+\(controller)", to: path + "/cgroup.subtree_control")
+        }
+    }
+}

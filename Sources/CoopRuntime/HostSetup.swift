@@ -1,0 +1,91 @@
+import CoopSupport
+import Foundation
+
+/// `coop setup-host --user NAME`, run once as root: what an ordinary user needs to run containers with
+/// limits. Idempotent: each step checks first and reports what it found or did.
+public enum HostSetup {
+    /// Ids a user gets when it has no range yet, as useradd gives them.
+    static let rangeSize: UInt32 = 65_536
+    static let firstID: UInt32 = 100_000
+
+    /// Runs every step for `user`; returns one line per step.
+    public static func run(user: String, subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws
+        -> [String]
+    {
+        guard getuid() == 0 else {
+            throw CoopError(
+                .hostSetup, "coop setup-host", cause: "must run as root", fix: "run it with sudo, or as root")
+        }
+        guard let entry = getpwnam(user) else {
+            throw CoopError(.notFound, "user \(user)", cause: "does not exist", fix: "create it with useradd first")
+        }
+        let uid = entry.pointee.pw_uid
+        let gid = entry.pointee.pw_gid
+        var report: [String] = []
+        for (file, kind) in [(subuid, "uids"), (subgid, "gids")] {
+            report.append(try ensureRange(in: file, user: user, id: uid, kind: kind))
+        }
+        report += try delegateCgroups(user: user, uid: uid, gid: gid)
+        return report
+    }
+
+    /// Gives the user a range of 65536 subordinate ids after every range in `file`, unless it has one.
+    static func ensureRange(in file: String, user: String, id: uid_t, kind: String) throws -> String {
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        var end = firstID
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":")
+            guard fields.count == 3, let start = UInt32(fields[1]), let count = UInt32(fields[2]) else { continue }
+            if (fields[0] == user || fields[0] == String(id)) && count >= rangeSize {
+                return "subordinate \(kind): \(user) has \(start)-\(start + count - 1) in \(file)"
+            }
+            end = max(end, start + count)
+        }
+        let line = "\(user):\(end):\(rangeSize)\n"
+        let updated = (text.isEmpty || text.hasSuffix("\n") ? text : text + "\n") + line
+        try FileSystem.writeAtomically(updated, to: URL(fileURLWithPath: file), mode: 0o644)
+        return "subordinate \(kind): gave \(user) \(end)-\(end + rangeSize - 1) in \(file)"
+    }
+
+    /// In every cgroup hierarchy: `coop` (root's) and `coop/USER` (the user's, with the files that move
+    /// processes), as libpam-cgfs does for a login; on cgroup2 the controllers are enabled down to it.
+    static func delegateCgroups(user: String, uid: uid_t, gid: gid_t) throws -> [String] {
+        let hierarchies = CgroupHierarchy.onHost()
+        guard !hierarchies.isEmpty else {
+            throw CoopError(
+                .hostSetup, "cgroups", cause: "no cgroup hierarchy is mounted under /sys/fs/cgroup",
+                fix: "mount cgroup2 on /sys/fs/cgroup (or the v1 hierarchies below it)")
+        }
+        var made: [String] = []
+        var found: [String] = []
+        for hierarchy in hierarchies {
+            let top = hierarchy.mountPoint + "/coop"
+            let folder = hierarchy.userFolder(user)
+            for path in [top, folder] {
+                if mkdir(path, 0o755) == 0 {
+                    made.append(path)
+                } else if errno != EEXIST {
+                    throw CoopError.system("cgroup \(path)", kind: .hostSetup)
+                }
+                ContainerCgroups.fillCpuset(path)
+            }
+            if hierarchy.isUnified {
+                ContainerCgroups.enableControllers(below: hierarchy.mountPoint)
+                ContainerCgroups.enableControllers(below: top)
+            }
+            for path in [folder] + hierarchy.ownerFiles.map({ folder + "/" + $0 })
+            where FileManager.default.fileExists(atPath: path) {
+                guard chown(path, uid, gid) == 0 else { throw CoopError.system("cgroup \(path)", kind: .hostSetup) }
+            }
+            found.append(hierarchy.folder == "." ? "cgroup2" : hierarchy.folder)
+        }
+        var lines = ["cgroups: \(user) owns coop/\(user) in \(found.joined(separator: ", "))"]
+        if !made.isEmpty { lines.append("cgroups: made \(made.count) folders") }
+        if hierarchies.contains(where: \.isUnified), !hierarchies.allSatisfy(\.isUnified) {
+            lines.append(
+                "cgroups: this host mixes v1 and v2; limits use the v1 controllers, and systemd in a container "
+                    + "runs on the v1 name=systemd hierarchy")
+        }
+        return lines
+    }
+}
