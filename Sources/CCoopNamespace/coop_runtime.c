@@ -150,7 +150,8 @@ static void remove_below(const char *folder) {
         if (entry->d_type != DT_DIR || entry->d_name[0] == '.') continue;
         if (snprintf(path, sizeof path, "%s/%s", folder, entry->d_name) >= (int)sizeof path) continue;
         remove_below(path);
-        rmdir(path);
+        // A cgroup stays busy for a moment after its last process was reaped.
+        for (int tries = 0; rmdir(path) < 0 && errno == EBUSY && tries < 100; tries++) usleep(10000);
     }
     closedir(listing);
 }

@@ -261,25 +261,35 @@ public struct ContainerCgroups: Sendable {
     }
 
     /// Removes a container's cgroup folder, waiting up to `wait` seconds for its last process to leave.
-    /// Folders left below by a supervisor that was killed belong to the container's root: a helper in
-    /// the user namespace removes them.
+    /// The kernel refuses (EBUSY) while processes or cgroups are in it; those made inside belong to the
+    /// container's root (a supervisor that was killed leaves them): a helper in the user namespace
+    /// removes them.
     static func removeFolder(_ path: String, idMap: IDMap, wait: Double = 0) throws {
-        let deadline = Date().addingTimeInterval(wait)
+        let deadline = Date().addingTimeInterval(max(wait, 0.5))
+        var helped = false
         while rmdir(path) != 0 {
-            switch errno {
-            case ENOENT: return
-            case EBUSY where Date() < deadline: usleep(5_000)
-            case ENOTEMPTY:
-                let helper = try SpawnedProcess(
-                    arguments: ["/usr/bin/find", path, "-mindepth", "1", "-depth", "-type", "d", "-delete"],
-                    idMap: getuid() == 0 ? nil : idMap, mapOwner: true)
-                helper.wait()
-                if rmdir(path) == 0 || errno == ENOENT { return }
-                fallthrough
-            default:
+            if errno == ENOENT { return }
+            guard errno == EBUSY, Date() < deadline else {
                 throw CoopError(
                     .conflict, "cgroup \(path)", cause: "cannot be removed: \(String(cString: strerror(errno)))",
                     fix: "a process of an earlier run may still be in it: see \(path)/cgroup.procs")
+            }
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            let hasChildren = entries.contains { entry in
+                var info = stat()
+                return lstat(path + "/" + entry, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            }
+            if hasChildren && !helped {
+                helped = true
+                let quiet = open("/dev/null", O_WRONLY | O_CLOEXEC)
+                defer { close(quiet) }
+                let helper = try SpawnedProcess(
+                    arguments: ["/usr/bin/find", path, "-mindepth", "1", "-depth", "-type", "d", "-delete"],
+                    idMap: getuid() == 0 ? nil : idMap, mapOwner: true, error: quiet)
+                helper.wait()
+            } else {
+                usleep(5_000)
+                if hasChildren && Date().addingTimeInterval(0.25) > deadline { helped = false }
             }
         }
     }
