@@ -531,6 +531,12 @@ int coop_relay_terminal(int master, int input, int output) {
     struct sigaction action = {0}, previous;
     action.sa_handler = note_window_change;
     sigaction(SIGWINCH, &action, &previous);
+    // SIGWINCH only arrives while waiting, so that a new size is passed on before the next keys are.
+    sigset_t blocked, waiting;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &blocked, &waiting);
+    sigdelset(&waiting, SIGWINCH);
     window_changed = 1;
     struct pollfd fds[2] = {{.fd = input, .events = POLLIN}, {.fd = master, .events = POLLIN}};
     for (;;) {
@@ -539,7 +545,7 @@ int coop_relay_terminal(int master, int input, int output) {
             struct winsize size;
             if (ioctl(input, TIOCGWINSZ, &size) == 0) ioctl(master, TIOCSWINSZ, &size);
         }
-        if (poll(fds, 2, -1) < 0) {
+        if (ppoll(fds, 2, NULL, &waiting) < 0) {
             if (errno == EINTR) continue;
             break;
         }
@@ -557,6 +563,7 @@ int coop_relay_terminal(int master, int input, int output) {
             }
         }
     }
+    sigprocmask(SIG_UNBLOCK, &blocked, NULL);
     sigaction(SIGWINCH, &previous, NULL);
     if (is_terminal) tcsetattr(input, TCSADRAIN, &saved);
     return 0;

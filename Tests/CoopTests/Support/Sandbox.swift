@@ -5,13 +5,16 @@ import Testing
 final class Sandbox: @unchecked Sendable {
     let root: URL
     let asUser: Bool
+    /// The ordinary user the sandbox belongs to when `asUser`.
+    let userName: String
     var cache: URL { root.appendingPathComponent("cache") }
     var containers: URL { root.appendingPathComponent("containers") }
     var config: URL { root.appendingPathComponent("config") }
     var extraEnvironment: [String: String] = ["COOP_STALL_TIMEOUT": "3"]
 
-    init(asUser: Bool, _ name: String = #function) throws {
+    init(asUser: Bool, user: String = TestHost.userName, _ name: String = #function) throws {
         self.asUser = asUser
+        userName = user
         let slug = name.filter { $0.isLetter || $0.isNumber }.prefix(40)
         root = URL(fileURLWithPath: "/tmp/coop-tests/\(slug)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(
@@ -27,7 +30,7 @@ final class Sandbox: @unchecked Sendable {
     /// Gives the sandbox to the test user (or leaves it to root).
     func own() throws {
         guard asUser else { return }
-        let user = try TestHost.user()
+        let user = try TestHost.user(userName)
         let walker = FileManager.default.enumerator(atPath: root.path)
         chown(root.path, user.uid, user.gid)
         while let relative = walker?.nextObject() as? String {
@@ -40,6 +43,17 @@ final class Sandbox: @unchecked Sendable {
         let text = lines.map { "\($0.0);\($0.1);\($0.2);\($0.3.path);\($0.4)" }.joined(separator: "\n") + "\n"
         try text.write(to: config.appendingPathComponent("coop/images.index"), atomically: true, encoding: .utf8)
         try own()
+    }
+
+    /// Two remotes on the fixture server: `t` (the test images) and `g` (debian bookworm and trixie with
+    /// systemd, built and published by coop itself).
+    func guestRemotes() throws {
+        let server = try TestHost.server()
+        let base = "https://127.0.0.1:\(server.https)"
+        try remotes([
+            ("t", "lxc", base + "/good", TestHost.signerKey, TestHost.signerFingerprint),
+            ("g", "lxc", base + "/guests", TestHost.guestsKey, TestHost.guestsFingerprint),
+        ])
     }
 
     /// One remote named `name` on the fixture server: `site` over https (or http), signed by the test key.
@@ -65,14 +79,19 @@ final class Sandbox: @unchecked Sendable {
 
     /// Starts coop with `arguments`, as the test user when the sandbox is the user's.
     func start(_ arguments: [String]) throws -> RunningCoop {
+        try RunningCoop(commandLine(arguments))
+    }
+
+    /// The command line that runs coop with `arguments` in this sandbox.
+    func commandLine(_ arguments: [String]) throws -> [String] {
         var command = ["/usr/bin/env", "-i"] + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         command += [TestHost.binary.path] + arguments
         if asUser {
             // setpriv execs: the pid it gets is coop's own, so a test can kill it.
-            let user = try TestHost.user()
+            let user = try TestHost.user(userName)
             command = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups"] + command
         }
-        return try RunningCoop(command)
+        return command
     }
 
     @discardableResult

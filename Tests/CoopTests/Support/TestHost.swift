@@ -19,7 +19,10 @@ enum TestHost {
     static func has(_ need: Need) -> Bool {
         switch need {
         case .root: return getuid() == 0
-        case .fixtures: return FileManager.default.fileExists(atPath: fixtures.appendingPathComponent(".complete").path)
+        case .fixtures:
+            return [".complete", "www/guests/.complete"].allSatisfy {
+                FileManager.default.fileExists(atPath: fixtures.appendingPathComponent($0).path)
+            }
         case .server: return serverPorts != nil
         case .ordinaryUser: return getuid() == 0 && getpwnam(userName) != nil
         }
@@ -66,8 +69,15 @@ enum TestHost {
     static var signerKey: URL { fixtures.appendingPathComponent("keys/signer.asc") }
     static var wrongKey: URL { fixtures.appendingPathComponent("keys/wrong.asc") }
 
+    static var guestsFingerprint: String {
+        (try? String(contentsOf: fixtures.appendingPathComponent("keys/guests.fpr"), encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+
+    static var guestsKey: URL { fixtures.appendingPathComponent("keys/guests.asc") }
+
     /// The user's uid, gid and first subordinate uid.
-    static func user() throws -> (uid: uid_t, gid: gid_t, subuid: UInt32) {
+    static func user(_ userName: String = userName) throws -> (uid: uid_t, gid: gid_t, subuid: UInt32) {
         let entry = try #require(getpwnam(userName), "no user \(userName): run the tests with 'make test'")
         let uid = entry.pointee.pw_uid
         let text = try String(contentsOfFile: "/etc/subuid", encoding: .utf8)
