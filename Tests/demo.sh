@@ -49,6 +49,7 @@ fingerprint=$(as_user coop key export 2>&1 >/dev/null | sed 's/.*;//')
 echo "demo;lxc;https://127.0.0.1:$HTTPS_PORT/demo;$home/.config/coop/demo.asc;$fingerprint" |
     as_user tee "$home/.config/coop/images.index" >/dev/null
 
+as_user coop stop demo >/dev/null 2>&1 || true
 as_user coop destroy demo >/dev/null 2>&1 || true
 echo "== coop images demo: (as $user)"
 as_user coop images demo:
@@ -61,5 +62,20 @@ stat -c '%u:%g %A %n' "$folder/rootfs" "$folder/rootfs/etc/os-release" "$folder/
     "$folder/rootfs/usr/bin/passwd"
 echo "== config"
 cat "$folder/config"
-echo "== a command inside the container: coop start demo --foreground -- … (as $user)"
+echo "== coop setup-host --user $user (as root, once: subordinate ids and a cgroup subtree for limits)"
+"$work/prefix/bin/coop" setup-host --user "$user"
+echo "== a command as PID 1: coop start demo --foreground -- … (as $user)"
 as_user coop start demo --foreground -- /bin/sh -c 'grep PRETTY /etc/os-release; id; cat /proc/self/uid_map; ps -e'
+echo "== boot: coop start demo; coop exec demo -- systemctl is-system-running --wait (as $user)"
+as_user coop start demo
+# start returns once PID 1 runs; systemd's bus comes a moment later.
+for _ in $(seq 50); do
+    state=$(as_user coop exec demo -- systemctl is-system-running --wait 2>/dev/null) && break
+    case "$state" in running | degraded) break ;; esac
+    sleep 0.1
+done
+echo "systemd: $state"
+echo "== commands in the running container: coop exec demo -- … (as $user)"
+as_user coop exec demo -- /bin/sh -c 'grep PRETTY /etc/os-release; ps -e -o pid,user,comm; cat /proc/1/cgroup | head -3'
+as_user coop list
+echo "== demo runs on: 'coop attach demo' for a shell, 'coop stop demo' to power it off (as $user)"

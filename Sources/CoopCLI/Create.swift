@@ -51,12 +51,13 @@ struct List: ParsableCommand {
 
     func run() throws {
         let store = try Environment().containers()
-        let rows = store.names().compactMap { name -> Row? in
-            guard let record = store.record(name) else { return nil }
+        // Containers that LXC made (a config, but no coop.json) are listed too, without an image.
+        let rows = store.names().map { name -> Row in
+            let record = store.record(name)
             let state = ContainerState.read(store.folder(name)).flatMap { $0.isRunning ? $0 : nil }
             return Row(
-                name: name, state: state == nil ? "stopped" : "running", pid: state?.pid, image: "\(record.image)",
-                build: record.build)
+                name: name, state: state == nil ? "stopped" : "running", pid: state?.pid,
+                image: record.map { "\($0.image)" } ?? "-", build: record?.build ?? "-")
         }
         if json {
             try printJSON(rows)
