@@ -446,7 +446,7 @@ int coop_receive_fd(int socket_fd) {
 }
 
 pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, unsigned short columns,
-                            char *const envp[], coop_spawn_failure *failure) {
+                            char *const command[], char *const envp[], coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
     if (join_namespaces(init_pid) < 0) return failed(failure, COOP_RUN_SETNS);
     // Root of the container from here on, so that the pty below is root's inside.
@@ -478,8 +478,14 @@ pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, 
         if (chdir("/root") < 0 && chdir("/") < 0) fail(report[1], COOP_RUN_EXEC);
         confine(report[1]);
         syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-        char *const argv[] = {argv0, NULL};
-        execve(shell, argv, envp);
+        if (command != NULL && command[0] != NULL) {
+            // PATH is looked up in the container's environment, not in the caller's.
+            environ = (char **)envp;
+            execvp(command[0], command);
+        } else {
+            char *const argv[] = {argv0, NULL};
+            execve(shell, argv, envp);
+        }
         fail(report[1], COOP_RUN_EXEC);
     }
     close(report[1]);

@@ -115,9 +115,12 @@ struct AttachInside: ParsableCommand {
     @Argument var rows: UInt16
     @Argument var columns: UInt16
     @Argument var term: String
+    @Argument(parsing: .postTerminator) var command: [String] = []
 
     func run() throws {
-        throw ExitCode(Supervisor.attach(initPID: pid, socketFD: socket, rows: rows, columns: columns, term: term))
+        throw ExitCode(
+            Supervisor.attach(
+                initPID: pid, socketFD: socket, rows: rows, columns: columns, term: term, command: command))
     }
 }
 

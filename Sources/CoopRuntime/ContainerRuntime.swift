@@ -140,6 +140,9 @@ public enum ContainerRuntime {
     /// Runs `command` inside the running container, with stdin, stdout and stderr passed through;
     /// returns its exit status.
     public static func exec(_ container: ContainerDefinition, command: [String]) throws -> Int32 {
+        // A terminal handed to a process inside could be used by the container's root to type into it
+        // (TIOCSTI): with a terminal the command gets a pty of its own, relayed from outside, as attach does.
+        if (0...2).contains(where: { isatty(Int32($0)) == 1 }) { return try attach(container, command: command) }
         let state = try running(container)
         let process = try SpawnedProcess(
             arguments: [CoopPaths.executablePath(), "__exec", String(state.pid)] + command, idMap: nil)
@@ -148,7 +151,7 @@ public enum ContainerRuntime {
 
     /// An interactive login shell in the running container, on a pty of its own: the caller's terminal is
     /// relayed from outside (nothing inside gets hold of it). Returns the shell's exit status.
-    public static func attach(_ container: ContainerDefinition) throws -> Int32 {
+    public static func attach(_ container: ContainerDefinition, command: [String] = []) throws -> Int32 {
         let state = try running(container)
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -171,8 +174,8 @@ public enum ContainerRuntime {
             helper = try SpawnedProcess(
                 arguments: [
                     CoopPaths.executablePath(), "__attach", String(state.pid), String(pair[1]), String(size.ws_row),
-                    String(size.ws_col), term,
-                ], idMap: nil, input: nothing, output: nothing, error: errors.write)
+                    String(size.ws_col), term, "--",
+                ] + command, idMap: nil, input: nothing, output: nothing, error: errors.write)
         }
         let master = coop_receive_fd(pair[0])
         if master >= 0 {
@@ -181,6 +184,10 @@ public enum ContainerRuntime {
         }
         let status = helper.wait()
         let message = PipeReader(fd: errors.read).text()
+        if master < 0 && status == 127 && !command.isEmpty {
+            FileHandle.standardError.write(Data(message.utf8))
+            return status
+        }
         if master < 0 {
             throw CoopError(
                 .hostSetup, "attach to \(container.name)",

@@ -21,19 +21,22 @@ public enum Supervisor {
 
     /// Starts root's login shell on a pty inside the container of `initPID`, sends the pty to the caller
     /// over `socketFD`, and returns the shell's exit status.
-    public static func attach(initPID: Int32, socketFD: Int32, rows: UInt16, columns: UInt16, term: String) -> Int32 {
+    public static func attach(
+        initPID: Int32, socketFD: Int32, rows: UInt16, columns: UInt16, term: String, command: [String]
+    ) -> Int32 {
         var environment = ContainerRuntime.environment
         environment["TERM"] = term
         environment["USER"] = "root"
         environment["LOGNAME"] = "root"
         let envp = CStringArray(environment.map { "\($0.key)=\($0.value)" }.sorted())
         var failure = coop_spawn_failure()
-        let pid = coop_container_attach(initPID, socketFD, rows, columns, envp.pointer, &failure)
+        let argv = command.isEmpty ? nil : CStringArray(command)
+        let pid = coop_container_attach(initPID, socketFD, rows, columns, argv?.pointer, envp.pointer, &failure)
         close(socketFD)
         if pid < 0 {
-            FileHandle.standardError.write(
-                Data("error: \(ContainerRuntime.describe(failure, what: "attach to the container"))\n".utf8))
-            return 126
+            let what = command.first.map { "exec of \($0)" } ?? "attach to the container"
+            FileHandle.standardError.write(Data("error: \(ContainerRuntime.describe(failure, what: what))\n".utf8))
+            return failure.stage.rawValue == 36 ? 127 : 126
         }
         return wait(pid)
     }

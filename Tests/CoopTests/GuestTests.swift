@@ -47,7 +47,7 @@ struct GuestTests {
         #expect(!started.stderr.contains("warning"), "\(started)")
         // start returns once PID 1 runs; systemd's bus comes a moment later.
         var state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
-        for _ in 0..<100 where state.stderr.contains("Failed to connect to bus") {
+        for _ in 0..<100 where state.stderr.contains("Failed to connect to") {
             usleep(100_000)
             state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
         }
@@ -210,6 +210,13 @@ struct GuestTests {
         #expect(result.status == 5, "\(result)")
         #expect(result.stdout.contains("-sh"), "a login shell: \(result.stdout)")
         #expect(result.stdout.contains("/dev/pts/"), "\(result.stdout)")
+        // exec from a terminal: the command gets a pty of the container's, never the user's terminal.
+        let exec = try RunningCoop(
+            ["/usr/bin/python3", driver, "40", "100", "[]", "--"]
+                + (try sandbox.commandLine(["exec", "att", "--", "sh", "-c", "tty; exit 4"]))
+        ).wait()
+        #expect(exec.status == 4, "\(exec)")
+        #expect(exec.stdout.hasPrefix("/dev/pts/"), "\(exec)")
         #expect(try sandbox.run("stop", "att", "--timeout", "3").status == 0)
     }
 

@@ -116,7 +116,7 @@ struct InteropTests {
         let started = try sandbox.run("start", name)
         #expect(started.status == 0, "\(started)")
         var state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
-        for _ in 0..<100 where state.stderr.contains("Failed to connect to bus") {
+        for _ in 0..<100 where state.stderr.contains("Failed to connect to") {
             usleep(100_000)
             state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
         }

@@ -64,10 +64,11 @@ void coop_cgroup_prune(const char *const *cgroup_mounts);
 pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[], coop_spawn_failure *failure);
 
 /// Called in a fresh single-threaded process: joins the container of `init_pid` as its root, opens a pty
-/// there, starts root's login shell on it (session leader, controlling terminal, `rows` x `columns`),
-/// sends the pty's master over `socket_fd` and returns the shell's pid (-1 with `failure` filled in).
+/// there, starts `command` (NULL: root's login shell) on it (session leader, controlling terminal, `rows`
+/// x `columns`), sends the pty's master over `socket_fd` and returns the child's pid (-1 with `failure`
+/// filled in).
 pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, unsigned short columns,
-                            char *const envp[], coop_spawn_failure *failure);
+                            char *const command[], char *const envp[], coop_spawn_failure *failure);
 
 /// Receives a file descriptor sent with SCM_RIGHTS; -1 when none came.
 int coop_receive_fd(int socket_fd);
