@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,3 +218,14 @@ close_parent_ends:
 }
 
 int coop_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int coop_wait_for_exit(pid_t pid, int timeout_ms) {
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) return errno == ESRCH ? 1 : -1;
+    struct pollfd entry = {.fd = fd, .events = POLLIN};
+    int ready;
+    while ((ready = poll(&entry, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    close(fd);
+    return ready > 0 ? 1 : ready == 0 ? 0 : -1;
+}

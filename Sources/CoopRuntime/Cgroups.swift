@@ -257,7 +257,7 @@ public struct ContainerCgroups: Sendable {
     public func remove(idMap: IDMap) { Self.remove(folders.map(\.path), idMap: idMap) }
 
     public static func remove(_ paths: [String], idMap: IDMap) {
-        for path in paths { try? removeFolder(path, idMap: idMap, wait: 2) }
+        for path in paths { try? removeFolder(path, idMap: idMap, wait: 5) }
     }
 
     /// Removes a container's cgroup folder, waiting up to `wait` seconds for its last process to leave.

@@ -87,7 +87,8 @@ public enum ContainerRuntime {
         if let ticks = ContainerState.startTicks(of: pid) {
             try ContainerState(
                 pid: pid, startTicks: ticks, startedAt: Int(Date().timeIntervalSince1970),
-                cgroups: cgroups.folders.map(\.path)
+                cgroups: cgroups.folders.map(\.path), supervisor: supervisor.pid,
+                supervisorTicks: ContainerState.startTicks(of: supervisor.pid)
             ).write(container.folder)
         }
         guard foreground else { return nil }
@@ -202,14 +203,28 @@ public enum ContainerRuntime {
     public static func stop(_ container: ContainerDefinition, timeout: Double) throws {
         let state = try running(container)
         kill(state.pid, container.stopSignal)
-        let deadline = Date().addingTimeInterval(timeout)
-        while state.isRunning && Date() < deadline { usleep(10_000) }
-        if state.isRunning {
+        if !waitUntil(timeout, { !state.isRunning }, pid: state.pid) {
             kill(state.pid, SIGKILL)
-            while state.isRunning { usleep(10_000) }
+            _ = waitUntil(.infinity, { !state.isRunning }, pid: state.pid)
         }
         unlink(ContainerState.file(container.folder).path)
+        // The supervisor leaves the cgroups last, after removing those made inside.
+        if let supervisor = state.supervisor, !waitUntil(10, { !state.supervisorIsRunning }, pid: supervisor) {
+            kill(supervisor, SIGKILL)
+        }
         ContainerCgroups.remove(state.cgroups ?? [], idMap: container.idMap)
+    }
+
+    /// Waits up to `seconds` for `done`, woken by the end of process `pid`; whether `done` came true.
+    static func waitUntil(_ seconds: Double, _ done: () -> Bool, pid: Int32) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !done() {
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { return false }
+            // A pidfd wakes us the moment the process ends; without one, look again every 10 ms.
+            if coop_wait_for_exit(pid, Int32(min(left, 1) * 1000)) < 0 { usleep(10_000) }
+        }
+        return true
     }
 
     static func running(_ container: ContainerDefinition) throws -> ContainerState {

@@ -9,6 +9,9 @@ public struct ContainerState: Codable, Sendable {
     public var startedAt: Int
     /// The container's cgroup folders on the host, removed when it stops.
     public var cgroups: [String]?
+    /// The supervisor's pid and start time: it leaves the cgroups last, once it removed those made inside.
+    public var supervisor: Int32?
+    public var supervisorTicks: UInt64?
 
     static func file(_ folder: URL) -> URL { folder.appendingPathComponent("state.json") }
 
@@ -21,15 +24,23 @@ public struct ContainerState: Codable, Sendable {
         try FileSystem.writeAtomically(try JSONEncoder().encode(self), to: Self.file(folder))
     }
 
-    /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+    /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot; nil once it has
+    /// ended (a zombie has ended too: it has left its cgroups and namespaces).
     static func startTicks(of pid: Int32) -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let end = text.lastIndex(of: ")")
         else { return nil }
         let fields = text[text.index(after: end)...].split(separator: " ")
         // After the command come state (field 3) … starttime (field 22).
-        return fields.count > 19 ? UInt64(fields[19]) : nil
+        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
+        return UInt64(fields[19])
     }
 
     public var isRunning: Bool { Self.startTicks(of: pid) == startTicks }
+
+    /// Whether the supervisor is still there (false when none was recorded).
+    public var supervisorIsRunning: Bool {
+        guard let supervisor, let supervisorTicks else { return false }
+        return Self.startTicks(of: supervisor) == supervisorTicks
+    }
 }

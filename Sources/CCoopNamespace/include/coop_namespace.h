@@ -43,6 +43,10 @@ pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const
                  char *const uidmap_argv[], char *const gidmap_argv[], char *const cgroup_procs[], int new_session,
                  coop_spawn_failure *failure);
 
+/// Waits until process `pid` (any, not only a child) has ended, at most `timeout_ms` (-1: no limit).
+/// Returns 1 once it ended, 0 on timeout, -1 when it cannot tell (no pidfd).
+int coop_wait_for_exit(pid_t pid, int timeout_ms);
+
 /// pipe2(O_CLOEXEC), which Swift's Glibc module does not expose.
 int coop_pipe_cloexec(int fds[2]);
 
