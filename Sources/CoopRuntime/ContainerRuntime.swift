@@ -56,9 +56,10 @@ public enum ContainerRuntime {
                 ] + cgroups.mountLines + ["--"] + initCommand,
                 environment: environment, idMap: container.idMap, mapOwner: false, input: input, output: logFD,
                 error: logFD, cgroupProcs: cgroups.procsFiles, newSession: !foreground)
-            // The cgroups go to the container's root only now: until the supervisor was in them, the files
-            // that take processes had to be the user's.
-            try cgroups.handOver(to: container.idMap)
+            // An init manages cgroups below its own (systemd does): they go to the container's root, only
+            // now, as until the supervisor was in them the files that take processes had to be the user's.
+            // A command as PID 1 gets the limits without that (and starts a few milliseconds sooner).
+            if command == nil { try cgroups.handOver(to: container.idMap) }
             try [UInt8(ascii: "g")].withUnsafeBytes { try FileSystem.writeAll(go.write, $0, what: "start") }
         } catch {
             close(go.write)
