@@ -62,6 +62,27 @@ static int drain(int console) {
     return 1;
 }
 
+// Closes every descriptor from 3 up except the three given, with one close_range per gap.
+static void close_all_but(int a, int b, int c) {
+    int keep[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        for (int j = i + 1; j < 3; j++) {
+            if (keep[j] < keep[i]) {
+                int t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+        }
+    }
+    unsigned int from = 3;
+    for (int i = 0; i < 3; i++) {
+        if (keep[i] < (int)from) continue;
+        if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+        from = (unsigned int)keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0U, 0);
+}
+
 static int status_of(int raw) { return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw); }
 
 int main(int argc, char **argv) {
@@ -80,10 +101,8 @@ int main(int argc, char **argv) {
     int error_fd = atoi(argv[2]);
     int go_fd = atoi(argv[3]);
     const char *flags = argv[6];
-    // Nothing the caller left open may reach the container: only stdio and the two report pipes stay.
-    for (int fd = 3; fd < 1024; fd++) {
-        if (fd != pid_fd && fd != error_fd && fd != go_fd) close(fd);
-    }
+    // Nothing the caller left open may reach the container: only stdio and the three pipes stay.
+    close_all_but(pid_fd, error_fd, go_fd);
     char go;
     ssize_t got;
     while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR) {
