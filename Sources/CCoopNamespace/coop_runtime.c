@@ -229,10 +229,43 @@ static void confine(int report) {
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) < 0) fail(report, COOP_RUN_SECCOMP);
 }
 
+// Appends `text` to `out` with overlayfs' separators (',' and ':') escaped.
+static int append_escaped(char *out, size_t size, const char *text) {
+    size_t used = strlen(out);
+    for (; *text; text++) {
+        if ((*text == ',' || *text == ':' || *text == '\\') && used + 1 < size) out[used++] = '\\';
+        if (used + 1 >= size) return -1;
+        out[used++] = *text;
+    }
+    out[used] = '\0';
+    return 0;
+}
+
+// The root of a throwaway container: the image below, its changes in a tmpfs that goes with the mount
+// namespace. Returns the merged folder.
+static const char *set_up_overlay(const char *rootfs, const char *lower, char *merged, size_t size, int report) {
+    char upper[4096], work[4096], options[12288] = "lowerdir=";
+    if (mount("tmpfs", rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) fail(report, COOP_RUN_OVERLAY);
+    snprintf(upper, sizeof upper, "%s/upper", rootfs);
+    snprintf(work, sizeof work, "%s/work", rootfs);
+    snprintf(merged, size, "%s/merged", rootfs);
+    if (mkdir(upper, 0755) < 0 || mkdir(work, 0755) < 0 || mkdir(merged, 0755) < 0) fail(report, COOP_RUN_OVERLAY);
+    if (append_escaped(options, sizeof options, lower) < 0) fail(report, COOP_RUN_OVERLAY);
+    strncat(options, ",upperdir=", sizeof options - strlen(options) - 1);
+    if (append_escaped(options, sizeof options, upper) < 0) fail(report, COOP_RUN_OVERLAY);
+    strncat(options, ",workdir=", sizeof options - strlen(options) - 1);
+    if (append_escaped(options, sizeof options, work) < 0) fail(report, COOP_RUN_OVERLAY);
+    // Extended attributes of the user. namespace: the trusted. ones are root's of the host only.
+    strncat(options, ",userxattr", sizeof options - strlen(options) - 1);
+    if (mount("overlay", merged, "overlay", 0, options) < 0) fail(report, COOP_RUN_OVERLAY);
+    return merged;
+}
+
 static void become_pid1(const coop_container_spec *spec, int report) {
     const char *rootfs = spec->rootfs;
-    char path[4096];
+    char path[4096], merged[4096];
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(report, COOP_RUN_MOUNT_PRIVATE);
+    if (spec->overlay_lower != NULL) rootfs = set_up_overlay(rootfs, spec->overlay_lower, merged, sizeof merged, report);
     if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) fail(report, COOP_RUN_BIND_ROOTFS);
     // /proc before pivot_root: afterwards the kernel refuses a fresh proc mount here.
     snprintf(path, sizeof path, "%s/proc", rootfs);

@@ -77,18 +77,16 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let environment = try Environment(timeout: options.timeout)
-        let store = try environment.containers()
-        let name = "run-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
-        let creator = ContainerCreator(fetcher: environment.fetcher, containers: store)
-        let created = try creator.create(
-            name: name, image: try ImageReference(parsing: image, remote: options.remote),
-            options: options.fetchOptions,
-            quiet: true)
-        defer { try? store.destroy(name) }
-        let container = try ContainerDefinition(folder: created.folder)
-        let status = try ContainerRuntime.start(container, command: command, foreground: true) ?? 0
-        try? store.destroy(name)
-        throw ExitCode(status)
+        let creator = ContainerCreator(fetcher: environment.fetcher, containers: try environment.containers())
+        let throwaway = try ThrowawayContainer.make(
+            image: try ImageReference(parsing: image, remote: options.remote), creator: creator,
+            options: options.fetchOptions)
+        defer { throwaway.remove() }
+        let container = try ContainerDefinition(folder: throwaway.folder)
+        let status = try ContainerRuntime.start(
+            container, command: command, foreground: true, overlayLower: throwaway.base)
+        throwaway.remove()
+        throw ExitCode(status ?? 0)
     }
 }
 

@@ -9,13 +9,18 @@ import Foundation
 public enum ContainerRuntime {
     /// Starts the container. In the foreground it returns PID 1's exit status (or 128 + signal); in the
     /// background it returns nil once PID 1 runs, leaving its console output in `console.log`.
-    public static func start(_ container: ContainerDefinition, command: [String]?, foreground: Bool) throws -> Int32? {
+    /// With `overlayLower` the container is a throwaway: its rootfs folder (empty) gets a tmpfs holding
+    /// its changes over that image tree, which stays as it is.
+    public static func start(
+        _ container: ContainerDefinition, command: [String]?, foreground: Bool, overlayLower: URL? = nil
+    ) throws -> Int32? {
         if let state = ContainerState.read(container.folder), state.isRunning {
             throw CoopError(
                 .conflict, "container \(container.name)", cause: "is already running (pid \(state.pid))",
                 fix: "stop it first with 'coop stop \(container.name)'")
         }
         try checkTraversable(container.rootfs, idMap: container.idMap)
+        if let overlayLower { try checkTraversable(overlayLower, idMap: container.idMap) }
         let supervisorPath = try CoopPaths.helperPath("coop-supervisor")
         let cgroups = try ContainerCgroups.prepare(container)
         warnAboutCgroups(cgroups, container: container, bootsSystemd: command == nil && container.initIsSystemd)
@@ -52,7 +57,7 @@ public enum ContainerRuntime {
             supervisor = try SpawnedProcess(
                 arguments: [
                     supervisorPath, String(pidPipe.write), String(errors.write), String(go.read), container.rootfs.path,
-                    container.hostname, flags.isEmpty ? "-" : flags,
+                    container.hostname, flags.isEmpty ? "-" : flags, overlayLower?.path ?? "-",
                 ] + cgroups.mountLines + ["--"] + initCommand,
                 environment: environment, idMap: container.idMap, mapOwner: false, input: input, output: logFD,
                 error: logFD, cgroupProcs: cgroups.procsFiles, newSession: !foreground)
@@ -244,7 +249,7 @@ public enum ContainerRuntime {
             24: "mount of /proc", 25: "mount of /sys", 26: "mount of /dev", 27: "a device in /dev",
             28: "mount of /dev/pts", 29: "masking /proc", 30: "pivot_root", 31: "hostname", 32: "loopback",
             33: "capabilities", 34: "seccomp", 35: "switch to root", 36: "exec", 37: "joining the namespaces",
-            38: "the console", 39: "mounting /sys/fs/cgroup",
+            38: "the console", 39: "mounting /sys/fs/cgroup", 40: "the overlay of a throwaway container",
         ]
         let stage = stages[failure.stage.rawValue] ?? "stage \(failure.stage.rawValue)"
         let reason = String(cString: strerror(failure.error_number))

@@ -3,11 +3,12 @@
 // namespaces, forks PID 1, keeps the console pty, copies console output to its stdout and waits.
 // It is plain C on purpose: one per running container, it must cost almost no memory.
 //
-// Usage: coop-supervisor PID_FD ERROR_FD GO_FD ROOTFS HOSTNAME FLAGS [CGROUP_MOUNT...] -- COMMAND...
+// Usage: coop-supervisor PID_FD ERROR_FD GO_FD ROOTFS HOSTNAME FLAGS LOWER [CGROUP_MOUNT...] -- COMMAND...
 //   PID_FD    receives PID 1's pid as text, then is closed
 //   ERROR_FD  receives a failure as "stage errno\n", or nothing when PID 1 runs
 //   GO_FD     gives one byte once coop has placed this process in its cgroups (end of file: give up)
 //   FLAGS     letters: n = share the host's network, c = PID 1's stdio is the console
+//   LOWER     "-", or the image tree of a throwaway container (ROOTFS is then an empty folder)
 //   CGROUP_MOUNT  "DIR TYPE OPTIONS" lines for /sys/fs/cgroup inside (see coop_runtime.h)
 // The environment is PID 1's. The exit status is PID 1's, or 128 + the signal that ended it.
 #define _GNU_SOURCE
@@ -93,7 +94,7 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (separator < 7 || separator + 1 >= argc) {
+    if (separator < 8 || separator + 1 >= argc) {
         fprintf(stderr, "coop-supervisor: started by coop only (see coop start)\n");
         return 2;
     }
@@ -135,7 +136,8 @@ int main(int argc, char **argv) {
         .share_network = strchr(flags, 'n') != NULL,
         .console_path = console_path[0] ? console_path : NULL,
         .console_stdio = strchr(flags, 'c') != NULL && console_path[0],
-        .cgroup_mounts = (const char *const *)(argv + 7),
+        .cgroup_mounts = (const char *const *)(argv + 8),
+        .overlay_lower = strcmp(argv[7], "-") == 0 ? NULL : argv[7],
     };
     coop_spawn_failure failure;
     init_pid = coop_container_start(&spec, &failure);

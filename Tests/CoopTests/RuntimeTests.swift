@@ -102,7 +102,7 @@ struct RuntimeTests {
     }
 
     @Test(
-        "run makes a throwaway container: output and status passed through, nothing left",
+        "run makes a throwaway container over a shared base: status passed through, changes and folder gone",
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func throwaway() throws {
         let sandbox = try userSandbox()
@@ -112,6 +112,15 @@ struct RuntimeTests {
         #expect(result.stdout.contains("VERSION_CODENAME=bookworm"))
         let left = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path)) ?? []
         #expect(left.filter { !$0.hasPrefix(".") }.isEmpty, "\(left)")
+        // The image was unpacked once, as a base that later runs share; a run's changes die with it.
+        let write = try sandbox.run("run", "t:debian/bookworm", "--", "/bin/sh", "-c", "echo mine > /etc/motd; id -u")
+        #expect(write.status == 0 && write.stdout == "0\n", "\(write)")
+        let read = try sandbox.run("run", "t:debian/bookworm", "--", "/bin/sh", "-c", "cat /etc/motd; echo; hostname")
+        #expect(read.status == 0 && !read.stdout.contains("mine"), "\(read)")
+        #expect(read.stdout.contains("run-"), "each run has its own hostname: \(read)")
+        let bases = try FileManager.default.contentsOfDirectory(
+            atPath: sandbox.containers.appendingPathComponent(".bases").path)
+        #expect(bases.filter { !$0.hasPrefix(".") }.count == 1, "\(bases)")
     }
 
     @Test("check names what this user can do and each gap's fix", .enabled(if: TestHost.ready(.root, .ordinaryUser)))

@@ -27,6 +27,7 @@ typedef enum {
     COOP_RUN_SETNS,
     COOP_RUN_CONSOLE,
     COOP_RUN_CGROUP,
+    COOP_RUN_OVERLAY,
 } coop_run_stage;
 
 typedef struct {
@@ -47,6 +48,9 @@ typedef struct {
     /// TYPE link makes DIR a symlink to OPTIONS. HOSTDIR is the container's cgroup on the host, or "-".
     /// NULL or empty: /sys/fs/cgroup stays as sysfs has it.
     const char *const *cgroup_mounts;
+    /// A throwaway container: `rootfs` is an empty folder that gets a tmpfs, and the root is an overlay of
+    /// this (read-only, shared) image tree below a fresh upper layer on it. NULL: `rootfs` is the root.
+    const char *overlay_lower;
 } coop_container_spec;
 
 /// Called in a fresh single-threaded process that is root of the container's user namespace: makes the

@@ -1,0 +1,65 @@
+import CoopIndex
+import CoopRootfs
+import CoopStore
+import CoopSupport
+import Foundation
+
+/// `coop run`: a container that lives as long as its command. The image is unpacked once per build into a
+/// base (`.bases/` in the containers folder, shifted like any container); each run gets an empty folder
+/// and the runtime lays a tmpfs over that base, so a run costs no unpack and leaves nothing behind.
+public struct ThrowawayContainer {
+    /// The run's own folder: a config and an empty rootfs folder.
+    public var folder: URL
+    /// The base's rootfs, shared by every run of the build, never written.
+    public var base: URL
+
+    /// Makes the base if this build has none yet, then the run's folder.
+    public static func make(
+        image: ImageReference, creator: ContainerCreator, options: FetchOptions
+    ) throws -> ThrowawayContainer {
+        let containers = creator.containers
+        let bases = ContainerStore(
+            root: containers.root.appendingPathComponent(".bases"), idMap: containers.idMap,
+            privileged: containers.privileged)
+        let entry = try creator.fetcher.fetch(image, options: options).entry
+        let baseName = [entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build]
+            .joined(separator: "_").map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "-" }
+        let name = String(baseName.prefix(64))
+        if !bases.exists(name) {
+            var cached = options
+            cached.forceCache = true
+            do {
+                _ = try creator.sibling(in: bases).create(name: name, image: image, options: cached, quiet: true)
+            } catch let error as CoopError where error.code == .conflict && bases.exists(name) {
+                // Another run made it meanwhile.
+            }
+        }
+        let base = bases.folder(name)
+        let runName = "run-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+        let folder = containers.folder(runName)
+        try FileSystem.createDirectory(folder.appendingPathComponent("rootfs"))
+        do {
+            // The base's config, pointed at the run's folder and name.
+            var config = try String(contentsOf: base.appendingPathComponent("config"), encoding: .utf8)
+            config = config.replacingOccurrences(of: base.path, with: folder.path)
+                .replacingOccurrences(of: "lxc.uts.name = \(name)", with: "lxc.uts.name = \(runName)")
+            try FileSystem.writeAtomically(config, to: folder.appendingPathComponent("config"))
+        } catch {
+            try? FileManager.default.removeItem(at: folder)
+            throw error
+        }
+        return ThrowawayContainer(folder: folder, base: base.appendingPathComponent("rootfs"))
+    }
+
+    /// Removes the run's folder: only the user's files are in it (the changes were in the tmpfs).
+    public func remove() {
+        try? FileManager.default.removeItem(at: folder)
+    }
+}
+
+extension ContainerCreator {
+    /// The same fetcher, creating into `store`.
+    func sibling(in store: ContainerStore) -> ContainerCreator {
+        ContainerCreator(fetcher: fetcher, containers: store)
+    }
+}
