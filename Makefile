@@ -46,6 +46,7 @@ format:
 bench: deps release fixtures
 	bench/create.sh $(FIXTURES) $(TEST_USER)
 	bench/build.sh
+	bench/runtime.sh $(FIXTURES) $(TEST_USER)
 
 clean:
 	rm -rf .build
