@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times coop's runtime against its anchors, as one ordinary user, on one Debian bookworm rootfs with
 # systemd (made once with `coop create`; the LXC container of case 2 comes from the same image):
-#   1. /bin/true in a fresh container: `coop start NAME --foreground -- /bin/true` against
+#   1. /bin/true in a fresh container: `coop start NAME --foreground -- /bin/true` (and `coop run IMAGE --
+#      /bin/true`, a throwaway container over the same image) against
 #      `bwrap --unshare-all --uid 0 --gid 0 --ro-bind ROOTFS / --proc /proc --dev /dev /bin/true` and
 #      rootless crun (`crun spec --rootless`, root.path = ROOTFS read-only, args ["/bin/true"],
 #      `crun --root $XDG_RUNTIME_DIR/crun run -b BUNDLE ID`); anchors: the setpriv wrapper alone
@@ -437,6 +438,9 @@ if [ "$hide_unified" = true ]; then
 fi
 bench true-coop "coop start -- /bin/true" "$runs" "$warmup" "" \
     "${as_user[@]}" coop start "$NAME" --foreground -- /bin/true
+# coop run: a throwaway container over the image's base (unpacked by the warmup run), a tmpfs on top.
+bench true-run "coop run -- /bin/true" "$runs" "$warmup" "" \
+    "${as_user[@]}" coop run "bench:debian/bookworm/$arch/$variant" -- /bin/true
 bench true-bwrap "bwrap /bin/true" "$runs" "$warmup" "" \
     "${as_user[@]}" bwrap --unshare-all --uid 0 --gid 0 --ro-bind "$rootfs" / --proc /proc --dev /dev /bin/true
 # crun run deletes the container when it ends: the same id serves every run.
@@ -576,7 +580,8 @@ def table(title, cases, scale, unit, in_order):
 
 
 table(f"1. /bin/true in a fresh container: milliseconds, median of {runs} runs after {warmup} warmup runs",
-      [("true-coop", "coop start -- /bin/true"), ("true-bwrap", "bwrap /bin/true"),
+      [("true-coop", "coop start -- /bin/true"), ("true-run", "coop run IMAGE -- /bin/true"),
+       ("true-bwrap", "bwrap /bin/true"),
        ("true-crun", "crun run /bin/true"), ("true-setpriv", "setpriv + env /bin/true (wrapper alone)"),
        ("true-version", "coop --version (one coop process)")],
       1000, "ms", False)
@@ -625,6 +630,7 @@ def ratio(name, a, b, target, note=""):
 
 ratio("coop/bwrap /bin/true", "true-coop", "true-bwrap", bwrap_target)
 ratio("coop/crun  /bin/true", "true-coop", "true-crun", None, "  (no target)")
+ratio("coop run/bwrap /bin/true", "true-run", "true-bwrap", bwrap_target)
 ratio("coop/lxc   boot", "boot-coop", "boot-lxc", boot_target)
 ratio("coop/lxc   stop", "stop-coop", "stop-lxc", stop_target)
 if memory["coop"] and not os.path.exists(f"{res}/memory-coop.failed"):

@@ -70,11 +70,12 @@ static int write_pid(const char *file, pid_t pid) {
     return written == n ? 0 : -1;
 }
 
-// Runs newuidmap or newgidmap for `pid` (or, as root, writes the map itself); returns the wait status or -1.
-static int run_map_helper(char *const helper_argv[], pid_t pid) {
+// Starts newuidmap or newgidmap for `pid`; returns the helper's pid, 0 when root wrote the map itself,
+// or -1 (errno set).
+static pid_t start_map_helper(char *const helper_argv[], pid_t pid) {
     char pid_text[16];
     int n = 0;
-    if (geteuid() == 0) return write_map_directly(helper_argv, pid);
+    if (geteuid() == 0) return write_map_directly(helper_argv, pid) == 0 ? 0 : -1;
     while (helper_argv[n] != NULL) n++;
     char **argv = calloc((size_t)n + 2, sizeof(char *));
     if (argv == NULL) return -1;
@@ -86,15 +87,17 @@ static int run_map_helper(char *const helper_argv[], pid_t pid) {
     argv[n + 1] = NULL;
 
     pid_t helper = fork();
-    if (helper < 0) {
-        free(argv);
-        return -1;
-    }
     if (helper == 0) {
         execvp(argv[0], argv);
         _exit(127);
     }
     free(argv);
+    return helper;
+}
+
+// The wait status of a helper from start_map_helper (0 for a map root wrote), or -1.
+static int finish_map_helper(pid_t helper) {
+    if (helper <= 0) return helper;
     int status = 0;
     while (waitpid(helper, &status, 0) < 0) {
         if (errno != EINTR) return -1;
@@ -164,17 +167,24 @@ pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const
                     break;
                 }
             }
-            int status = failure->stage == COOP_STAGE_NONE ? run_map_helper(uidmap_argv, pid) : 0;
-            if (status != 0) {
-                failure->stage = COOP_STAGE_UIDMAP;
-                failure->error_number = status < 0 ? errno : 0;
-                failure->helper_status = status;
-            } else if (failure->stage == COOP_STAGE_NONE) {
-                status = run_map_helper(gidmap_argv, pid);
-                if (status != 0) {
+            if (failure->stage == COOP_STAGE_NONE) {
+                // Both maps at once: each helper is a setuid program of its own.
+                pid_t uid_helper = start_map_helper(uidmap_argv, pid);
+                int uid_errno = errno;
+                pid_t gid_helper = start_map_helper(gidmap_argv, pid);
+                int gid_errno = errno;
+                int uid_status = finish_map_helper(uid_helper);
+                if (uid_status < 0 && uid_helper > 0) uid_errno = errno;
+                int gid_status = finish_map_helper(gid_helper);
+                if (gid_status < 0 && gid_helper > 0) gid_errno = errno;
+                if (uid_status != 0) {
+                    failure->stage = COOP_STAGE_UIDMAP;
+                    failure->error_number = uid_status < 0 ? uid_errno : 0;
+                    failure->helper_status = uid_status;
+                } else if (gid_status != 0) {
                     failure->stage = COOP_STAGE_GIDMAP;
-                    failure->error_number = status < 0 ? errno : 0;
-                    failure->helper_status = status;
+                    failure->error_number = gid_status < 0 ? gid_errno : 0;
+                    failure->helper_status = gid_status;
                 }
             }
             if (failure->stage == COOP_STAGE_NONE) {
