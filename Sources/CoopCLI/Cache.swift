@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoopContainer
 import CoopIndex
 import CoopStore
 import CoopSupport
@@ -40,7 +41,8 @@ struct CacheList: ParsableCommand {
 
 struct CachePrune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "prune", abstract: "Remove older builds, expired builds, and unfinished downloads.")
+        commandName: "prune",
+        abstract: "Remove older builds, expired builds, unfinished downloads, and the bases of coop run.")
 
     @Option(name: .long, help: "Builds to keep per image (default 1).")
     var keep = 1
@@ -68,6 +70,8 @@ struct CachePrune: ParsableCommand {
         let partial = store.root.appendingPathComponent(".partial")
         if FileSystem.exists(partial) { try FileManager.default.removeItem(at: partial) }
         Console.status("removed \(removed) cached builds")
+        let bases = try ThrowawayContainer.removeBases(of: try environment.containers())
+        if bases > 0 { Console.status("removed \(bases) unpacked bases of 'coop run' (made again when needed)") }
     }
 }
 

@@ -18,9 +18,7 @@ public struct ThrowawayContainer {
         image: ImageReference, creator: ContainerCreator, options: FetchOptions
     ) throws -> ThrowawayContainer {
         let containers = creator.containers
-        let bases = ContainerStore(
-            root: containers.root.appendingPathComponent(".bases"), idMap: containers.idMap,
-            privileged: containers.privileged)
+        let bases = bases(of: containers)
         let entry = try creator.fetcher.fetch(image, options: options).entry
         let baseName = [entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build]
             .joined(separator: "_").map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "-" }
@@ -54,6 +52,28 @@ public struct ThrowawayContainer {
     /// Removes the run's folder: only the user's files are in it (the changes were in the tmpfs).
     public func remove() {
         try? FileManager.default.removeItem(at: folder)
+    }
+}
+
+extension ThrowawayContainer {
+    /// The store of the bases beside `containers`.
+    static func bases(of containers: ContainerStore) -> ContainerStore {
+        ContainerStore(
+            root: containers.root.appendingPathComponent(".bases"), idMap: containers.idMap,
+            privileged: containers.privileged)
+    }
+
+    /// Removes every base (the next run of an image makes its base again), unless a run is going on.
+    /// Returns how many it removed.
+    public static func removeBases(of containers: ContainerStore) throws -> Int {
+        let running = containers.names().filter { $0.hasPrefix("run-") }.contains { name in
+            FileSystem.exists(containers.folder(name).appendingPathComponent("state.json"))
+        }
+        if running { return 0 }
+        let bases = bases(of: containers)
+        let names = bases.names()
+        for name in names { try bases.destroy(name) }
+        return names.count
     }
 }
 

@@ -121,6 +121,11 @@ struct RuntimeTests {
         let bases = try FileManager.default.contentsOfDirectory(
             atPath: sandbox.containers.appendingPathComponent(".bases").path)
         #expect(bases.filter { !$0.hasPrefix(".") }.count == 1, "\(bases)")
+        let pruned = try sandbox.run("cache", "prune")
+        #expect(pruned.status == 0 && pruned.stderr.contains("removed 1 unpacked bases"), "\(pruned)")
+        let after = try FileManager.default.contentsOfDirectory(
+            atPath: sandbox.containers.appendingPathComponent(".bases").path)
+        #expect(after.filter { !$0.hasPrefix(".") }.isEmpty, "\(after)")
     }
 
     @Test("check names what this user can do and each gap's fix", .enabled(if: TestHost.ready(.root, .ordinaryUser)))
