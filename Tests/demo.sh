@@ -78,4 +78,4 @@ echo "systemd: $state"
 echo "== commands in the running container: coop exec demo -- … (as $user)"
 as_user coop exec demo -- /bin/sh -c 'grep PRETTY /etc/os-release; ps -e -o pid,user,comm; cat /proc/1/cgroup | head -3'
 as_user coop list
-echo "== demo runs on: 'coop attach demo' for a shell, 'coop stop demo' to power it off (as $user)"
+echo "== demo runs on. With coop installed (make install): 'coop attach demo' for a shell, 'coop stop demo' to power it off (as $user)"
