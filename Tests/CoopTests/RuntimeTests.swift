@@ -87,6 +87,13 @@ struct RuntimeTests {
         func inside(_ script: String) throws -> CoopResult {
             try sandbox.run("start", "b3", "--foreground", "--", "/bin/sh", "-c", script)
         }
+        // A host file of root's, 0600, put where the container can see it: root inside is not root outside.
+        let secret = sandbox.containers.appendingPathComponent("b3/rootfs/root-secret").path
+        try "host secret\n".write(toFile: secret, atomically: false, encoding: .utf8)
+        chown(secret, 0, 0)
+        chmod(secret, 0o600)
+        let read = try inside("cat /root-secret")
+        #expect(read.status != 0 && !read.stdout.contains("host secret"), "\(read)")
         #expect(try inside("mknod /tmp/mem c 1 1").status != 0, "mknod is refused")
         #expect(try inside("echo 1 > /proc/sys/kernel/sysrq").status != 0, "/proc/sys is read-only")
         #expect(try inside("echo b > /proc/sysrq-trigger").status != 0, "sysrq cannot be triggered")
