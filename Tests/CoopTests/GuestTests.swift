@@ -80,6 +80,29 @@ struct GuestTests {
     }
 
     @Test(
+        "As root too: the container's root is 100000 (LXC's default range), and systemd boots",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func asRoot() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.guestRemotes()
+        #expect(try sandbox.run("create", "rootbb", "t:busybox/1.36").status == 0)
+        let map = try sandbox.run("start", "rootbb", "--foreground", "--", "/bin/sh", "-c", "cat /proc/self/uid_map")
+        #expect(
+            map.stdout.split(separator: " ", omittingEmptySubsequences: true) == ["0", "100000", "65536\n"], "\(map)")
+        #expect(try sandbox.run("create", "rootsd", "g:debian/bookworm/amd64/slim").status == 0)
+        #expect(try sandbox.run("start", "rootsd").status == 0)
+        var state = try sandbox.run("exec", "rootsd", "--", "systemctl", "is-system-running", "--wait")
+        for _ in 0..<100 where state.stderr.contains("Failed to connect to") {
+            usleep(100_000)
+            state = try sandbox.run("exec", "rootsd", "--", "systemctl", "is-system-running", "--wait")
+        }
+        #expect(
+            ["running", "degraded"].contains(state.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(state)")
+        #expect(try sandbox.run("stop", "rootsd").status == 0)
+        #expect(cgroupFolders(of: "rootsd", user: "root").isEmpty)
+    }
+
+    @Test(
         "Limits hold: a memory hog is OOM-killed at 64 MiB, a fork bomb stops at pids.max, root cannot raise them",
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func limits() throws {
