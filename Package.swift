@@ -15,8 +15,10 @@ let package = Package(
     ],
     targets: [
         // C libraries, each wrapped in its own module with typed shims for variadic calls and macros.
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // libcurl is loaded when a download starts (dlopen), not at every start of coop.
+        .target(name: "CCurl"),
+        // libarchive too is loaded on first use.
+        .target(name: "CArchive"),
         .systemLibrary(name: "CGPGME", pkgConfig: "gpgme", providers: [.apt(["libgpgme-dev"])]),
         .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),

@@ -7,11 +7,20 @@ import Foundation
 public final class Downloader: Sendable {
     public let options: TransferOptions
 
-    private static let globalInit: Void = { _ = coop_curl_global_init() }()
-
     public init(options: TransferOptions = TransferOptions()) {
-        _ = Self.globalInit
         self.options = options
+    }
+
+    /// libcurl, loaded on the first download.
+    static func loadCurl() throws {
+        var error = [CChar](repeating: 0, count: 512)
+        guard coop_curl_load(&error, error.count) == 0 else {
+            throw CoopError(
+                .hostSetup, "libcurl",
+                cause:
+                    "cannot be loaded: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))",
+                fix: "apt-get install libcurl4")
+        }
     }
 
     /// What a finished download produced.
@@ -77,10 +86,11 @@ public final class Downloader: Sendable {
     }
 
     private func perform(_ state: TransferState, resumeFrom offset: Int64) throws {
-        guard let handle = curl_easy_init() else {
+        try Self.loadCurl()
+        guard let handle = coop_curl_easy_init() else {
             throw CoopError(.internal, "libcurl", cause: "curl_easy_init failed")
         }
-        defer { curl_easy_cleanup(handle) }
+        defer { coop_curl_easy_cleanup(handle) }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         state.resumeOffset = offset
         state.checkedStatus = false
@@ -107,7 +117,7 @@ public final class Downloader: Sendable {
             let context = Unmanaged.passUnretained(state).toOpaque()
             coop_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
             state.handle = handle
-            return curl_easy_perform(handle)
+            return coop_curl_easy_perform(handle)
         }
         state.handle = nil
         if let error = state.sinkError { throw error }
@@ -117,7 +127,7 @@ public final class Downloader: Sendable {
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw TransferFailure(
                 code: code, httpStatus: status,
-                message: detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
+                message: detail.isEmpty ? String(cString: coop_curl_easy_strerror(code)) : detail)
         }
     }
 }
