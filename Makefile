@@ -15,7 +15,8 @@ TEST_USER ?= coop-test
 build:
 	swift build
 
-# The Swift runtime and Foundation linked in: every command starts about 5 ms sooner.
+# The Swift runtime and Foundation linked in: every command starts about 4 ms sooner. The linker then
+# passes on a warning about mktemp that is in the toolchain's own Foundation archive, not in coop.
 release:
 	swift build -c release --static-swift-stdlib
 
