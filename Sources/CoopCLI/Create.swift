@@ -77,10 +77,17 @@ struct Destroy: ParsableCommand {
 
     func run() throws {
         let store = try Environment().containers()
-        if let state = ContainerState.read(try store.existingFolder(name)), state.isRunning {
-            throw CoopError(
-                .conflict, "container \(name)", cause: "is running (pid \(state.pid))",
-                fix: "stop it first with 'coop stop \(name)'")
+        let folder = try store.existingFolder(name)
+        if let state = ContainerState.read(folder) {
+            if state.isRunning {
+                throw CoopError(
+                    .conflict, "container \(name)", cause: "is running (pid \(state.pid))",
+                    fix: "stop it first with 'coop stop \(name)'")
+            }
+            // A container whose init was killed leaves its (empty) cgroup folders; they go with it.
+            if let definition = try? ContainerDefinition(folder: folder) {
+                ContainerCgroups.remove(state.cgroups ?? [], idMap: definition.idMap)
+            }
         }
         try store.destroy(name)
         Console.status("destroyed \(name)")

@@ -305,11 +305,24 @@ struct GuestTests {
         }
         #expect(left.mounts.isEmpty && left.processes.isEmpty, "\(left)")
         #expect(try sandbox.run("list").stdout.contains("gone  stopped"))
+        #expect(!cgroupFolders(of: "gone").isEmpty, "nobody has removed them yet")
+        let restarted = try sandbox.run("start", "gone", "--foreground", "--", "/bin/true")
+        #expect(restarted.status == 0, "a new start clears what the killed one left: \(restarted)")
         // A foreground init that ends while its children still run: they go with it.
         let ended = try sandbox.run("start", "gone", "--foreground", "--", "/bin/sh", "-c", "sleep 300 & exit 3")
         #expect(ended.status == 3, "\(ended)")
         left = try leftovers(of: sandbox, "gone")
         #expect(left.mounts.isEmpty && left.processes.isEmpty, "\(left)")
+        #expect(cgroupFolders(of: "gone").isEmpty, "\(cgroupFolders(of: "gone"))")
+        // And destroy clears them after a killed init.
+        #expect(try sandbox.run("start", "gone").status == 0)
+        let again =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: sandbox.containers.appendingPathComponent("gone/state.json"))) as? [String: Any]
+        #expect(kill(Int32(try #require(again?["pid"] as? Int)), SIGKILL) == 0)
+        usleep(200_000)
+        let destroyed = try sandbox.run("destroy", "gone")
+        #expect(destroyed.status == 0, "\(destroyed)")
         #expect(cgroupFolders(of: "gone").isEmpty, "\(cgroupFolders(of: "gone"))")
     }
 }
