@@ -168,7 +168,11 @@ public struct ContainerCgroups: Sendable {
             try removeFolder(path, idMap: container.idMap)
             guard mkdir(path, 0o755) == 0 else { throw CoopError.system("cgroup \(path)") }
             fillCpuset(path)
-            if hierarchy.isUnified { enableControllers(below: hierarchy.userFolder(user)) }
+            if hierarchy.isUnified {
+                // Each parent must pass the controllers down; root may do it from the top, a user below its own.
+                let chain = uid == 0 ? [hierarchy.mountPoint, hierarchy.mountPoint + "/coop"] : []
+                for folder in chain + [hierarchy.userFolder(user)] { enableControllers(below: folder) }
+            }
             folders.append((hierarchy, path))
         }
         var cgroups = ContainerCgroups(folders: folders, hierarchies: hierarchies, unapplied: [])
