@@ -45,12 +45,7 @@ struct GuestTests {
         let started = try sandbox.run("start", name)
         #expect(started.status == 0, "\(started)")
         #expect(!started.stderr.contains("warning"), "\(started)")
-        // start returns once PID 1 runs; systemd's bus comes a moment later.
-        var state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
-        for _ in 0..<100 where state.stderr.contains("Failed to connect to") {
-            usleep(100_000)
-            state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
-        }
+        let state = try sandbox.bootState(name)
         let log = sandbox.containers.appendingPathComponent("\(name)/console.log")
         var console = ""
         for _ in 0..<100 where !console.contains("login:") {
@@ -91,11 +86,7 @@ struct GuestTests {
             map.stdout.split(separator: " ", omittingEmptySubsequences: true) == ["0", "100000", "65536\n"], "\(map)")
         #expect(try sandbox.run("create", "rootsd", "g:debian/bookworm/amd64/slim").status == 0)
         #expect(try sandbox.run("start", "rootsd").status == 0)
-        var state = try sandbox.run("exec", "rootsd", "--", "systemctl", "is-system-running", "--wait")
-        for _ in 0..<100 where state.stderr.contains("Failed to connect to") {
-            usleep(100_000)
-            state = try sandbox.run("exec", "rootsd", "--", "systemctl", "is-system-running", "--wait")
-        }
+        let state = try sandbox.bootState("rootsd")
         #expect(
             ["running", "degraded"].contains(state.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(state)")
         #expect(try sandbox.run("stop", "rootsd").status == 0)

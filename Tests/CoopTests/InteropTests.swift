@@ -115,11 +115,7 @@ struct InteropTests {
         // The image's own init: systemd boots under coop as it does under lxc-start.
         let started = try sandbox.run("start", name)
         #expect(started.status == 0, "\(started)")
-        var state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
-        for _ in 0..<100 where state.stderr.contains("Failed to connect to") {
-            usleep(100_000)
-            state = try sandbox.run("exec", name, "--", "systemctl", "is-system-running", "--wait")
-        }
+        let state = try sandbox.bootState(name)
         #expect(
             ["running", "degraded"].contains(state.stdout.trimmingCharacters(in: .whitespacesAndNewlines)),
             "\(state)\nconsole.log: \(console())")

@@ -99,6 +99,17 @@ final class Sandbox: @unchecked Sendable {
         try start(arguments).wait()
     }
 
+    /// `systemctl is-system-running --wait` in the started container `name`: start returns once PID 1
+    /// runs, and systemd's bus comes a moment later, so it is asked again until it answers (10 s at most).
+    func bootState(_ name: String) throws -> CoopResult {
+        var state = try run("exec", name, "--", "systemctl", "is-system-running", "--wait")
+        for _ in 0..<100 where state.stderr.contains("Failed to connect to") {
+            usleep(100_000)
+            state = try run("exec", name, "--", "systemctl", "is-system-running", "--wait")
+        }
+        return state
+    }
+
     /// Every path below a folder, except lock files, which stay by design.
     func listing(_ folder: URL) -> [String] {
         let all = (FileManager.default.enumerator(atPath: folder.path)?.allObjects as? [String]) ?? []
