@@ -14,6 +14,11 @@ public enum ContainerRuntime {
     public static func start(
         _ container: ContainerDefinition, command: [String]?, foreground: Bool, overlayLower: URL? = nil
     ) throws -> Int32? {
+        // Two starts of one container must not both find it stopped: the lock of create and destroy
+        // (beside the container, in the containers folder) is held until the state is written.
+        let lock = try FileLock(
+            path: container.folder.deletingLastPathComponent().appendingPathComponent(".locks/\(container.name).lock"))
+        defer { lock.unlock() }
         if let state = ContainerState.read(container.folder), state.isRunning {
             throw CoopError(
                 .conflict, "container \(container.name)", cause: "is already running (pid \(state.pid))",
@@ -97,6 +102,7 @@ public enum ContainerRuntime {
                 supervisorTicks: ContainerState.startTicks(of: supervisor.pid)
             ).write(container.folder)
         }
+        lock.unlock()
         guard foreground else { return nil }
         // Keys typed at the terminal are for the container; coop waits for it to end.
         signal(SIGINT, SIG_IGN)

@@ -62,6 +62,17 @@ struct RuntimeTests {
         let again = try sandbox.run("start", "b2")
         #expect(again.status == 7, "\(again)")
         #expect(again.stderr.contains("already running"))
+        // Two starts racing for one stopped container: one wins, the other is told it runs.
+        #expect(try sandbox.run("stop", "b2", "--timeout", "5").status == 0)
+        let racing = [try sandbox.start(["start", "b2"]), try sandbox.start(["start", "b2"])].map { $0.wait() }
+        #expect(racing.map(\.status).sorted() == [0, 7], "\(racing)")
+        let rootfs = sandbox.containers.appendingPathComponent("b2/rootfs").path
+        let supervisors = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { pid in
+            let line = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            let arguments = line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return arguments.first?.hasSuffix("coop-supervisor") == true && arguments.contains(rootfs)
+        }
+        #expect(supervisors.count == 1, "one container runs: \(supervisors)")
 
         let stopped = try sandbox.run("stop", "b2", "--timeout", "5")
         #expect(stopped.status == 0, "\(stopped)")
