@@ -101,10 +101,15 @@ struct GuestTests {
         #expect(try sandbox.run("create", "lim", "t:busybox/1.36").status == 0)
         let config = sandbox.containers.appendingPathComponent("lim/config")
         let text = try String(contentsOf: config, encoding: .utf8)
-        try (text + "lxc.cgroup2.memory.max = 64M\nlxc.cgroup2.pids.max = 32\n").write(
-            to: config, atomically: false, encoding: .utf8)
+        try (text + "lxc.cgroup2.memory.max = 64M\nlxc.cgroup2.pids.max = 32\nlxc.cgroup2.cpu.max = 50000 100000\n")
+            .write(
+                to: config, atomically: false, encoding: .utf8)
         let started = try sandbox.run("start", "lim")
         #expect(started.status == 0 && !started.stderr.contains("could not apply"), "\(started)")
+        // cgroup2 names, translated for this host's v1 hierarchies.
+        let cpu = try #require(cgroupFolders(of: "lim").first { $0.contains("/cpu/") })
+        let quota = try String(contentsOfFile: cpu + "/cpu.cfs_quota_us", encoding: .utf8)
+        #expect(quota.trimmingCharacters(in: .whitespacesAndNewlines) == "50000", "half a core: \(quota)")
         // tail keeps a line that never ends in memory: it grows until the kernel kills it.
         let hog = try sandbox.run("exec", "lim", "--", "sh", "-c", "tail /dev/zero")
         #expect(hog.status == 128 + SIGKILL, "\(hog)")
