@@ -41,7 +41,7 @@ public struct ThrowawayContainer {
             var config = try String(contentsOf: base.appendingPathComponent("config"), encoding: .utf8)
             config = config.replacingOccurrences(of: base.path, with: folder.path)
                 .replacingOccurrences(of: "lxc.uts.name = \(name)", with: "lxc.uts.name = \(runName)")
-            try FileSystem.writeAtomically(config, to: folder.appendingPathComponent("config"))
+            try FileSystem.writeAtomically(config, to: folder.appendingPathComponent("config"), durable: false)
         } catch {
             try? FileManager.default.removeItem(at: folder)
             throw error

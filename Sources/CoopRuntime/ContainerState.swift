@@ -21,7 +21,8 @@ public struct ContainerState: Codable, Sendable {
     }
 
     func write(_ folder: URL) throws {
-        try FileSystem.writeAtomically(try JSONEncoder().encode(self), to: Self.file(folder))
+        // A running container's state means nothing after a crash of the host: no flush to disk.
+        try FileSystem.writeAtomically(try JSONEncoder().encode(self), to: Self.file(folder), durable: false)
     }
 
     /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot; nil once it has

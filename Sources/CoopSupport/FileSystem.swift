@@ -2,8 +2,9 @@ import Foundation
 
 /// File operations that must never leave a half-written file behind.
 public enum FileSystem {
-    /// Writes `data` to a temporary file beside `url`, flushes it and renames it into place.
-    public static func writeAtomically(_ data: Data, to url: URL, mode: mode_t = 0o644) throws {
+    /// Writes `data` to a temporary file beside `url`, flushes it and renames it into place. Without
+    /// `durable` it is not flushed: for files that mean nothing after a crash (a running container's state).
+    public static func writeAtomically(_ data: Data, to url: URL, mode: mode_t = 0o644, durable: Bool = true) throws {
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
@@ -15,15 +16,15 @@ public enum FileSystem {
             unlink(temporary.path)
             throw error
         }
-        if fsync(fd) != 0 || rename(temporary.path, url.path) != 0 {
+        if (durable && fsync(fd) != 0) || rename(temporary.path, url.path) != 0 {
             let error = CoopError.system("write \(url.path)")
             unlink(temporary.path)
             throw error
         }
     }
 
-    public static func writeAtomically(_ text: String, to url: URL, mode: mode_t = 0o644) throws {
-        try writeAtomically(Data(text.utf8), to: url, mode: mode)
+    public static func writeAtomically(_ text: String, to url: URL, mode: mode_t = 0o644, durable: Bool = true) throws {
+        try writeAtomically(Data(text.utf8), to: url, mode: mode, durable: durable)
     }
 
     /// Flushes a folder's entries (after a rename into it), so that a crash keeps the rename.
