@@ -154,18 +154,23 @@ public struct ContainerCgroups: Sendable {
     }
 
     /// Makes the container's cgroups and writes its limits. Throws when a limit is refused by the kernel.
-    public static func prepare(_ container: ContainerDefinition) throws -> ContainerCgroups {
+    /// With `placed` false (a command as PID 1 and no limits in the config) the container stays in the
+    /// caller's cgroups: moving a process into a v1 cgroup waits for an RCU grace period of the kernel
+    /// (10–20 ms here), more than the rest of such a start, and there would be nothing to apply.
+    public static func prepare(_ container: ContainerDefinition, placed: Bool = true) throws -> ContainerCgroups {
         let uid = getuid()
         let user = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
         let hierarchies = CgroupHierarchy.onHost()
         var folders: [(hierarchy: CgroupHierarchy, path: String)] = []
         for hierarchy in hierarchies where usable(hierarchy, user: user, uid: uid) {
             let path = hierarchy.userFolder(user) + "/" + cgroupName(container)
+            // What an earlier run left (a killed init) goes either way.
+            try removeFolder(path, idMap: container.idMap)
+            guard placed else { continue }
             if uid == 0 {
                 try? FileManager.default.createDirectory(
                     atPath: hierarchy.userFolder(user), withIntermediateDirectories: true)
             }
-            try removeFolder(path, idMap: container.idMap)
             guard mkdir(path, 0o755) == 0 else { throw CoopError.system("cgroup \(path)") }
             fillCpuset(path)
             if hierarchy.isUnified {
@@ -271,6 +276,8 @@ public struct ContainerCgroups: Sendable {
     static func removeFolder(_ path: String, idMap: IDMap, wait: Double = 0) throws {
         let deadline = Date().addingTimeInterval(max(wait, 0.5))
         var helped = false
+        // The last process leaves a moment after it was reaped: look again soon, then less often.
+        var pause: UInt32 = 200
         while rmdir(path) != 0 {
             if errno == ENOENT { return }
             guard errno == EBUSY, Date() < deadline else {
@@ -292,7 +299,8 @@ public struct ContainerCgroups: Sendable {
                     idMap: getuid() == 0 ? nil : idMap, mapOwner: true, error: quiet)
                 helper.wait()
             } else {
-                usleep(5_000)
+                usleep(pause)
+                pause = min(pause * 2, 5_000)
                 if hasChildren && Date().addingTimeInterval(0.25) > deadline { helped = false }
             }
         }

@@ -27,7 +27,7 @@ public enum ContainerRuntime {
         try checkTraversable(container.rootfs, idMap: container.idMap)
         if let overlayLower { try checkTraversable(overlayLower, idMap: container.idMap) }
         let supervisorPath = try CoopPaths.helperPath("coop-supervisor")
-        let cgroups = try ContainerCgroups.prepare(container)
+        let cgroups = try ContainerCgroups.prepare(container, placed: command == nil || !container.limits.isEmpty)
         warnAboutCgroups(cgroups, container: container, bootsSystemd: command == nil && container.initIsSystemd)
         var initCommand = command ?? ["/sbin/init"]
         // systemd 256 and later boot on v1 cgroups only when told so; older ones ignore the setting.
