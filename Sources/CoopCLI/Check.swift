@@ -62,7 +62,7 @@ struct Check: ParsableCommand {
             Item(
                 name: "cgroups", ok: true,
                 detail: unified ? "cgroup v2" : hybrid ? "cgroup v1 with a cgroup2 mount (hybrid)" : "cgroup v1"))
-        let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+        let user = CoopPaths.userName
         let hierarchies = CgroupHierarchy.onHost()
         let delegated = hierarchies.filter { ContainerCgroups.usable($0, user: user, uid: getuid()) }
         let controllers = Set(delegated.flatMap(\.controllers))

@@ -20,7 +20,7 @@ public struct IDMap: Sendable, Equatable, Codable {
     /// The range of the user running coop: its /etc/subuid and /etc/subgid entries (by name or uid).
     public static func forCurrentUser(subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws -> IDMap {
         let uid = getuid()
-        let name = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
+        let name = CoopPaths.userName
         let uidRange = try range(in: subuid, user: name, id: uid)
         let gidRange = try range(in: subgid, user: name, id: uid)
         if uid == 0 {

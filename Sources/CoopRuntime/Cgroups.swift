@@ -159,7 +159,7 @@ public struct ContainerCgroups: Sendable {
     /// (10–20 ms here), more than the rest of such a start, and there would be nothing to apply.
     public static func prepare(_ container: ContainerDefinition, placed: Bool = true) throws -> ContainerCgroups {
         let uid = getuid()
-        let user = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
+        let user = CoopPaths.userName
         let hierarchies = CgroupHierarchy.onHost()
         var folders: [(hierarchy: CgroupHierarchy, path: String)] = []
         for hierarchy in hierarchies where usable(hierarchy, user: user, uid: uid) {
@@ -234,9 +234,8 @@ public struct ContainerCgroups: Sendable {
     /// systemd then runs in legacy mode instead of failing on a cgroup it may not write.
     public var mountLines: [String] {
         var lines: [String] = []
-        for hierarchy in hierarchies {
+        for hierarchy in hierarchies where containerSees(hierarchy) {
             let placed = folders.first { $0.hierarchy == hierarchy }?.path
-            if hierarchy.isUnified && hierarchy.folder != "." && placed == nil { continue }
             let options = hierarchy.options.split(separator: ",").filter { $0 != "clone_children" }
                 .joined(separator: ",")
             lines.append(
@@ -259,8 +258,14 @@ public struct ContainerCgroups: Sendable {
         folders.contains { $0.hierarchy.options.contains("name=systemd") || $0.hierarchy.folder == "." }
     }
 
+    /// Whether a hierarchy is mounted in the container: all but the unified one of a hybrid host where
+    /// the container has no folder.
+    func containerSees(_ hierarchy: CgroupHierarchy) -> Bool {
+        !hierarchy.isUnified || hierarchy.folder == "." || folders.contains { $0.hierarchy == hierarchy }
+    }
+
     /// Whether init must be told it runs on v1 cgroups (systemd 256 and later refuse them otherwise).
-    public var initSeesLegacyCgroups: Bool { !mountLines.contains { $0.hasPrefix(". ") || $0.hasPrefix("unified ") } }
+    public var initSeesLegacyCgroups: Bool { !hierarchies.contains { $0.isUnified && containerSees($0) } }
 
     /// Removes the container's cgroups once its processes are gone.
     public func remove(idMap: IDMap) { Self.remove(folders.map(\.path), idMap: idMap) }

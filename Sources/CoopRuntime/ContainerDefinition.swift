@@ -21,10 +21,21 @@ public struct ContainerDefinition: Sendable {
                 .notFound, "container \(folder.lastPathComponent)", cause: "has no config at \(configFile.path)",
                 fix: "run 'coop list' to see the containers")
         }
+        // Keys in order: a later line wins, and limits keep every line.
         var values: [String: String] = [:]
+        var limits: [CgroupLimit] = []
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            if parts.count == 2, !parts[0].hasPrefix("#") { values[parts[0]] = parts[1] }
+            guard parts.count == 2, !parts[0].hasPrefix("#") else { continue }
+            values[parts[0]] = parts[1]
+            for (prefix, isVersion2) in [("lxc.cgroup2.", true), ("lxc.cgroup.", false)]
+            where parts[0].hasPrefix(prefix) {
+                let limit = CgroupLimit(
+                    key: String(parts[0].dropFirst(prefix.count)), value: parts[1], isVersion2: isVersion2)
+                // Device rules are left to the runtime's own /dev.
+                if limit.controller != "devices" { limits.append(limit) }
+                break
+            }
         }
         guard let idMap = IDMap(lxcConfig: text) else {
             throw CoopError(
@@ -39,17 +50,7 @@ public struct ContainerDefinition: Sendable {
         hostname = values["lxc.uts.name"] ?? name
         self.idMap = idMap
         sharesHostNetwork = values["lxc.net.0.type"] == "none"
-        limits = text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2 else { return nil }
-            for (prefix, isVersion2) in [("lxc.cgroup2.", true), ("lxc.cgroup.", false)]
-            where parts[0].hasPrefix(prefix) {
-                let limit = CgroupLimit(
-                    key: String(parts[0].dropFirst(prefix.count)), value: parts[1], isVersion2: isVersion2)
-                return limit.controller == "devices" ? nil : limit
-            }
-            return nil
-        }
+        self.limits = limits
     }
 
     /// Whether /sbin/init is systemd.

@@ -121,7 +121,7 @@ public enum ContainerRuntime {
 
     /// Says which limits of the config did not hold, and what systemd will miss, with the fix.
     static func warnAboutCgroups(_ cgroups: ContainerCgroups, container: ContainerDefinition, bootsSystemd: Bool) {
-        let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+        let user = CoopPaths.userName
         let fix = "as root, run 'coop setup-host --user \(user)' once"
         if !cgroups.unapplied.isEmpty {
             let lines = cgroups.unapplied.map(\.configLine).joined(separator: ", ")

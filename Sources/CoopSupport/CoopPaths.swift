@@ -100,6 +100,11 @@ public struct CoopPaths: Sendable {
         return found
     }
 
+    /// The name of the user running coop (its uid when it has no name).
+    public static var userName: String {
+        getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+    }
+
     /// The running binary, resolved through /proc so that a symlink or PATH lookup does not matter.
     public static func executablePath() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

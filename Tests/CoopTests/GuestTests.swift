@@ -289,11 +289,7 @@ struct GuestTests {
         #expect(try sandbox.run("create", "gone", "t:busybox/1.36").status == 0)
         #expect(try sandbox.run("start", "gone").status == 0)
         _ = try sandbox.run("exec", "gone", "--", "sh", "-c", "sleep 300 & sleep 300 &")
-        let state =
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: sandbox.containers.appendingPathComponent("gone/state.json"))) as? [String: Any]
-        let pid = try #require(state?["pid"] as? Int)
-        #expect(kill(Int32(pid), SIGKILL) == 0)
+        #expect(kill(try sandbox.initPID("gone"), SIGKILL) == 0)
         var left = try leftovers(of: sandbox, "gone")
         for _ in 0..<100 where !(left.mounts.isEmpty && left.processes.isEmpty) {
             usleep(20_000)
@@ -312,10 +308,7 @@ struct GuestTests {
         #expect(cgroupFolders(of: "gone").isEmpty, "\(cgroupFolders(of: "gone"))")
         // And destroy clears them after a killed init.
         #expect(try sandbox.run("start", "gone").status == 0)
-        let again =
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: sandbox.containers.appendingPathComponent("gone/state.json"))) as? [String: Any]
-        #expect(kill(Int32(try #require(again?["pid"] as? Int)), SIGKILL) == 0)
+        #expect(kill(try sandbox.initPID("gone"), SIGKILL) == 0)
         usleep(200_000)
         let destroyed = try sandbox.run("destroy", "gone")
         #expect(destroyed.status == 0, "\(destroyed)")

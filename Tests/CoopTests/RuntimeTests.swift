@@ -46,10 +46,7 @@ struct RuntimeTests {
         #expect(try sandbox.run("create", "b2", "t:busybox/1.36").status == 0)
         let started = try sandbox.run("start", "b2")
         #expect(started.status == 0, "\(started)")
-        let state =
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: sandbox.containers.appendingPathComponent("b2/state.json"))) as? [String: Any]
-        let pid = try #require(state?["pid"] as? Int)
+        let pid = try sandbox.initPID("b2")
         let ps = try sandbox.run("exec", "b2", "--", "ps")
         #expect(ps.status == 0, "\(ps)")
         #expect(ps.stdout.contains("    1 root     init"), "\(ps)")
@@ -76,7 +73,7 @@ struct RuntimeTests {
 
         let stopped = try sandbox.run("stop", "b2", "--timeout", "5")
         #expect(stopped.status == 0, "\(stopped)")
-        #expect(kill(Int32(pid), 0) != 0, "init is gone")
+        #expect(kill(pid, 0) != 0, "init is gone")
         #expect(try sandbox.run("list").stdout.contains("b2    stopped"))
         let notRunning = try sandbox.run("exec", "b2", "--", "true")
         #expect(notRunning.status == 7)

@@ -99,6 +99,14 @@ final class Sandbox: @unchecked Sendable {
         try start(arguments).wait()
     }
 
+    /// PID 1 of the running container `name`, as `coop start` recorded it in state.json.
+    func initPID(_ name: String) throws -> Int32 {
+        let state =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: containers.appendingPathComponent("\(name)/state.json"))) as? [String: Any]
+        return Int32(try #require(state?["pid"] as? Int))
+    }
+
     /// `systemctl is-system-running --wait` in the started container `name`: start returns once PID 1
     /// runs, and systemd's bus comes a moment later, so it is asked again until it answers (10 s at most).
     func bootState(_ name: String) throws -> CoopResult {
