@@ -66,11 +66,16 @@ public final class SpawnedProcess: @unchecked Sendable {
     @discardableResult
     public func wait() -> Int32 {
         if let status { return status }
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        let result = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        let result = Self.wait(for: pid)
         status = result
         return result
+    }
+
+    /// Waits for the child `pid`; its exit status, or 128 + the signal that ended it.
+    public static func wait(for pid: pid_t) -> Int32 {
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        return (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
     }
 
     public func kill(_ signal: Int32 = SIGKILL) {

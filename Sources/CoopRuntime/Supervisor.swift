@@ -11,12 +11,8 @@ public enum Supervisor {
         let envp = CStringArray(ContainerRuntime.environment.map { "\($0.key)=\($0.value)" }.sorted())
         var failure = coop_spawn_failure()
         let pid = coop_container_exec(initPID, argv.pointer, envp.pointer, &failure)
-        if pid < 0 {
-            FileHandle.standardError.write(
-                Data("error: \(ContainerRuntime.describe(failure, what: "exec of \(command[0])"))\n".utf8))
-            return failure.stage.rawValue == 36 ? 127 : 126
-        }
-        return wait(pid)
+        if pid < 0 { return report(failure, what: "exec of \(command[0])") }
+        return SpawnedProcess.wait(for: pid)
     }
 
     /// Starts root's login shell on a pty inside the container of `initPID`, sends the pty to the caller
@@ -33,18 +29,13 @@ public enum Supervisor {
         let argv = command.isEmpty ? nil : CStringArray(command)
         let pid = coop_container_attach(initPID, socketFD, rows, columns, argv?.pointer, envp.pointer, &failure)
         close(socketFD)
-        if pid < 0 {
-            let what = command.first.map { "exec of \($0)" } ?? "attach to the container"
-            FileHandle.standardError.write(Data("error: \(ContainerRuntime.describe(failure, what: what))\n".utf8))
-            return failure.stage.rawValue == 36 ? 127 : 126
-        }
-        return wait(pid)
+        if pid < 0 { return report(failure, what: command.first.map { "exec of \($0)" } ?? "attach to the container") }
+        return SpawnedProcess.wait(for: pid)
     }
 
-    /// Waits for a child; its exit status, or 128 + the signal that ended it.
-    static func wait(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    /// Says what failed on stderr; the status a shell gives: 127 when the command was not found, else 126.
+    static func report(_ failure: coop_spawn_failure, what: String) -> Int32 {
+        FileHandle.standardError.write(Data("error: \(ContainerRuntime.describe(failure, what: what))\n".utf8))
+        return failure.stage.rawValue == 36 ? 127 : 126
     }
 }
