@@ -4,6 +4,7 @@
 set -euo pipefail
 fixtures=${1:?fixtures folder}
 user=${2:-coop-test}
+shift 2 || true
 cd "$(dirname "$0")/.."
 
 state=$(mktemp -d /tmp/coop-server.XXXXXX)
@@ -23,4 +24,4 @@ else
     echo "not root: tests that need root, the test user or the image server are skipped" >&2
 fi
 export COOP_FIXTURES=$fixtures COOP_SERVER_STATE=$state COOP_TEST_USER=$user
-swift test
+swift test "$@"
