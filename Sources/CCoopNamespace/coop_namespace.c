@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 // Child-to-parent report: a stage and an errno, written through a CLOEXEC pipe. A successful exec
@@ -238,4 +239,12 @@ int coop_wait_for_exit(pid_t pid, int timeout_ms) {
     }
     close(fd);
     return ready > 0 ? 1 : ready == 0 ? 0 : -1;
+}
+
+int coop_setxattr(const char *path, const char *name, const void *value, size_t size) {
+    return setxattr(path, name, value, size, 0);
+}
+
+long coop_getxattr(const char *path, const char *name, void *value, size_t size) {
+    return (long)getxattr(path, name, value, size);
 }

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -40,11 +42,6 @@ static void fail(int fd, int stage) {
     _exit(127);
 }
 
-static int join(char *buffer, size_t size, const char *a, const char *b) {
-    int n = snprintf(buffer, size, "%s%s", a, b);
-    return n > 0 && (size_t)n < size ? 0 : -1;
-}
-
 // The host devices a container may use, bound onto empty files in its /dev tmpfs.
 static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty", NULL};
 
@@ -53,10 +50,25 @@ static const char *const masked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_l
                                      "/proc/kallsyms", "/proc/sysrq-trigger", NULL};
 static const char *const read_only[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", NULL};
 
+// The folder `name` right below the rootfs (made when missing), as a path that the kernel resolves to that
+// very folder: /proc/self/fd/N of a descriptor opened with the rootfs as its root and no symbolic link
+// followed. A link planted there (by the image or by root inside, to a folder of the host's) is refused.
+static void mount_point(const char *rootfs, const char *name, mode_t mode, char *out, size_t size, int report,
+                        int stage) {
+    int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) fail(report, stage);
+    mkdirat(root, name, mode);
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, root, name, &how, sizeof how);
+    close(root);
+    if (fd < 0) fail(report, stage);
+    snprintf(out, size, "/proc/self/fd/%d", fd);
+}
+
 static void set_up_dev(const char *rootfs, int report) {
     char path[4096], target[4096];
-    if (join(path, sizeof path, rootfs, "/dev") < 0) fail(report, COOP_RUN_MOUNT_DEV);
-    mkdir(path, 0755);
+    mount_point(rootfs, "dev", 0755, path, sizeof path, report, COOP_RUN_MOUNT_DEV);
     if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k") < 0)
         fail(report, COOP_RUN_MOUNT_DEV);
     for (int i = 0; devices[i] != NULL; i++) {
@@ -261,6 +273,12 @@ static const char *set_up_overlay(const char *rootfs, const char *lower, char *m
     return merged;
 }
 
+// A new, empty session keyring: the one of the user who started coop stays out of the container.
+static int new_session_keyring(void) {
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS) return -1;
+    return 0;
+}
+
 static void become_pid1(const coop_container_spec *spec, int report) {
     const char *rootfs = spec->rootfs;
     char path[4096], merged[4096];
@@ -268,11 +286,9 @@ static void become_pid1(const coop_container_spec *spec, int report) {
     if (spec->overlay_lower != NULL) rootfs = set_up_overlay(rootfs, spec->overlay_lower, merged, sizeof merged, report);
     if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) fail(report, COOP_RUN_BIND_ROOTFS);
     // /proc before pivot_root: afterwards the kernel refuses a fresh proc mount here.
-    snprintf(path, sizeof path, "%s/proc", rootfs);
-    mkdir(path, 0555);
+    mount_point(rootfs, "proc", 0555, path, sizeof path, report, COOP_RUN_MOUNT_PROC);
     if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail(report, COOP_RUN_MOUNT_PROC);
-    snprintf(path, sizeof path, "%s/sys", rootfs);
-    mkdir(path, 0555);
+    mount_point(rootfs, "sys", 0555, path, sizeof path, report, COOP_RUN_MOUNT_SYS);
     unsigned long sys_flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount("sysfs", path, "sysfs", sys_flags, NULL) < 0) {
         // A shared network namespace is not ours to mount sysfs for: bind the host's, read-only.
@@ -289,6 +305,7 @@ static void become_pid1(const coop_container_spec *spec, int report) {
     if (spec->hostname != NULL && sethostname(spec->hostname, strlen(spec->hostname)) < 0)
         fail(report, COOP_RUN_HOSTNAME);
     if (!spec->share_network) bring_up_loopback(report);
+    if (new_session_keyring() < 0) fail(report, COOP_RUN_KEYRING);
     if (spec->console_stdio) {
         // A session of its own with the console as controlling terminal, as a booting kernel gives init.
         int fd = -1;
@@ -298,10 +315,15 @@ static void become_pid1(const coop_container_spec *spec, int report) {
             if (dup2(fd, i) < 0) fail(report, COOP_RUN_CONSOLE);
         }
         if (fd > 2) close(fd);
+    } else if (setsid() < 0) {
+        // A session of its own, without a controlling terminal: /dev/tty reaches no terminal of the user's.
+        fail(report, COOP_RUN_CONSOLE);
     }
     confine(report);
     syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-    execve(spec->argv[0], spec->argv, spec->envp);
+    // A bare command name is looked up in PID 1's PATH, inside the container.
+    environ = (char **)spec->envp;
+    execvp(spec->argv[0], spec->argv);
     fail(report, COOP_RUN_EXEC);
 }
 
@@ -350,37 +372,95 @@ pid_t coop_container_start(const coop_container_spec *spec, coop_spawn_failure *
     return finish(report[0], pid, failure);
 }
 
-static int join_namespaces(pid_t init_pid);
+static const char *const namespace_kinds[] = {"user", "mnt", "pid", "uts", "ipc", "net", "cgroup", NULL};
 
-// Moves the calling process into the container's cgroups, which its /sys/fs/cgroup shows as the roots of
-// their hierarchies (the cgroup namespace's): its limits then hold for what exec runs too. Best effort:
-// a container without cgroups of its own has nothing there to join.
-static void join_cgroups(void) {
-    DIR *top = opendir("/sys/fs/cgroup");
-    if (top == NULL) return;
-    struct dirent *entry;
-    char path[512];
-    while ((entry = readdir(top)) != NULL) {
-        if (entry->d_type != DT_DIR || entry->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "/sys/fs/cgroup/%s/cgroup.procs", entry->d_name);
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
+// Writes this process into each cgroup whose cgroup.procs is listed; clears the entries that took it.
+static void join_cgroups(char *procs[], int count) {
+    for (int i = 0; i < count; i++) {
+        if (procs[i] == NULL) continue;
+        int fd = open(procs[i], O_WRONLY | O_CLOEXEC);
         if (fd < 0) continue;
-        ssize_t ignored = write(fd, "0", 1);
-        (void)ignored;
-        close(fd);
-    }
-    closedir(top);
-    int fd = open("/sys/fs/cgroup/cgroup.procs", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t ignored = write(fd, "0", 1);
-        (void)ignored;
+        if (write(fd, "0", 1) == 1) procs[i] = NULL;
         close(fd);
     }
 }
 
-pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[], coop_spawn_failure *failure) {
+// Whether namespace `kind` of `init_pid` is the one this process is in already (a namespace the
+// container shares with the host, as its network with lxc.net.0.type = none): nothing to join.
+static int same_namespace(int fd, const char *kind) {
+    char path[64];
+    struct stat theirs, ours;
+    snprintf(path, sizeof path, "/proc/self/ns/%s", kind);
+    return fstat(fd, &theirs) == 0 && stat(path, &ours) == 0 && theirs.st_ino == ours.st_ino &&
+           theirs.st_dev == ours.st_dev;
+}
+
+// Enters the running container of `init_pid` as its root, in this order: the container's cgroups by the
+// host paths recorded at start (the user's files first, then those handed to the container's root), the
+// user namespace, the container's root with no supplementary groups, then the other namespaces and a new
+// session keyring. The process is non-dumpable throughout, and holds no credential of the user's by the
+// time anything inside can see it: only the children it forks after this enter the PID namespace.
+static int enter_container(pid_t init_pid, char *const cgroup_procs[], coop_spawn_failure *failure) {
+    enum { kinds = 7, max_cgroups = 32 };
+    int fds[kinds];
+    char path[64];
+    char *pending[max_cgroups];
+    int count = 0;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return failed(failure, COOP_RUN_SETID);
+    for (int i = 0; i < kinds; i++) {
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init_pid, namespace_kinds[i]);
+        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) {
+            for (int j = 0; j < i; j++) close(fds[j]);
+            return failed(failure, COOP_RUN_SETNS);
+        }
+        if (i > 0 && same_namespace(fds[i], namespace_kinds[i])) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    for (; cgroup_procs != NULL && cgroup_procs[count] != NULL && count < max_cgroups; count++)
+        pending[count] = cgroup_procs[count];
+    join_cgroups(pending, count);
+    int result = 0;
+    if (setns(fds[0], CLONE_NEWUSER) < 0) {
+        result = failed(failure, COOP_RUN_SETNS);
+    } else if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 ||
+               prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        result = failed(failure, COOP_RUN_SETID);
+    } else {
+        // Still in the host's mount namespace: the cgroups handed over to the container's root.
+        join_cgroups(pending, count);
+        for (int i = 1; i < kinds && result == 0; i++) {
+            if (fds[i] >= 0 && setns(fds[i], 0) < 0) result = failed(failure, COOP_RUN_SETNS);
+        }
+    }
+    for (int i = 0; i < kinds; i++) {
+        if (fds[i] >= 0) close(fds[i]);
+    }
+    if (result == 0 && new_session_keyring() < 0) result = failed(failure, COOP_RUN_KEYRING);
+    return result;
+}
+
+static pid_t forwarded_child = -1;
+
+// Signals for the helper (Ctrl-C at the user's terminal, a kill of coop) are meant for the command.
+static void forward_to_child(int sig) {
+    if (forwarded_child > 0) kill(forwarded_child, sig);
+}
+
+static void forward_signals(pid_t child) {
+    forwarded_child = child;
+    struct sigaction action = {0};
+    action.sa_handler = forward_to_child;
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaction(signals[i], &action, NULL);
+}
+
+pid_t coop_container_exec(pid_t init_pid, char *const cgroup_procs[], char *const argv[], char *const envp[],
+                          coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
-    if (join_namespaces(init_pid) < 0) return failed(failure, COOP_RUN_SETNS);
+    if (enter_container(init_pid, cgroup_procs, failure) < 0) return -1;
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) {
         return failed(failure, COOP_STAGE_PIPE);
@@ -388,8 +468,8 @@ pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[]
     pid_t pid = fork();
     if (pid == 0) {
         close(report[0]);
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail(report[1], COOP_RUN_SETID);
-        join_cgroups();
+        // A session of its own without a controlling terminal: /dev/tty reaches no terminal of the user's.
+        if (setsid() < 0) fail(report[1], COOP_RUN_CONSOLE);
         if (chdir("/") < 0) fail(report[1], COOP_RUN_EXEC);
         confine(report[1]);
         // PATH is looked up in the container's environment, not in the caller's.
@@ -406,26 +486,8 @@ pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[]
         errno = fork_errno;
         return failed(failure, COOP_RUN_FORK);
     }
+    forward_signals(pid);
     return finish(report[0], pid, failure);
-}
-
-// Joins every namespace of the container whose PID 1 is `init_pid`, the user namespace first: the others
-// belong to it, and joining them needs its capabilities. A namespace the container shares with the host
-// (net with lxc.net.0.type = none) is already ours.
-static int join_namespaces(pid_t init_pid) {
-    static const char *const kinds[] = {"user", "mnt", "pid", "uts", "ipc", "net", "cgroup", NULL};
-    int fds[8];
-    char path[64];
-    for (int i = 0; kinds[i] != NULL; i++) {
-        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init_pid, kinds[i]);
-        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) return -1;
-    }
-    for (int i = 0; kinds[i] != NULL; i++) {
-        if (setns(fds[i], 0) < 0 && !(errno == EINVAL && i > 0)) return -1;
-        close(fds[i]);
-    }
-    return 0;
 }
 
 // The root user's login shell from the container's /etc/passwd, or /bin/sh.
@@ -478,13 +540,12 @@ int coop_receive_fd(int socket_fd) {
     return fd;
 }
 
-pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, unsigned short columns,
-                            char *const command[], char *const envp[], coop_spawn_failure *failure) {
+pid_t coop_container_attach(pid_t init_pid, char *const cgroup_procs[], int socket_fd, unsigned short rows,
+                            unsigned short columns, char *const command[], char *const envp[],
+                            coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
-    if (join_namespaces(init_pid) < 0) return failed(failure, COOP_RUN_SETNS);
     // Root of the container from here on, so that the pty below is root's inside.
-    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) return failed(failure, COOP_RUN_SETID);
-    join_cgroups();
+    if (enter_container(init_pid, cgroup_procs, failure) < 0) return -1;
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     char slave[64];
     if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0)
@@ -526,6 +587,7 @@ pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, 
         close(report[0]);
         return failed(failure, COOP_RUN_FORK);
     }
+    forward_signals(pid);
     pid = finish(report[0], pid, failure);
     // The terminal is relayed by the caller, outside the container: only the pty's master leaves.
     if (pid > 0 && send_fd(socket_fd, master) < 0) {
@@ -566,6 +628,13 @@ int coop_relay_terminal(int master, int input, int output) {
         struct termios raw = saved;
         cfmakeraw(&raw);
         tcsetattr(input, TCSADRAIN, &raw);
+    } else {
+        // Input from a pipe or file is not typed: the pty must not echo it back into the output.
+        struct termios quiet;
+        if (tcgetattr(master, &quiet) == 0) {
+            quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+            tcsetattr(master, TCSANOW, &quiet);
+        }
     }
     struct sigaction action = {0}, previous;
     action.sa_handler = note_window_change;
@@ -605,5 +674,44 @@ int coop_relay_terminal(int master, int input, int output) {
     sigprocmask(SIG_UNBLOCK, &blocked, NULL);
     sigaction(SIGWINCH, &previous, NULL);
     if (is_terminal) tcsetattr(input, TCSADRAIN, &saved);
+    return 0;
+}
+
+int coop_relay_stdio(pid_t child, const int from[3], const int to[3]) {
+    int exited = (int)syscall(SYS_pidfd_open, child, 0);
+    struct pollfd fds[4];
+    int open_ends[3];
+    for (int i = 0; i < 3; i++) open_ends[i] = from[i] >= 0 && to[i] >= 0;
+    int child_gone = exited < 0;
+    for (;;) {
+        int outputs = open_ends[1] + open_ends[2];
+        if (!open_ends[0] && outputs == 0) break;
+        if (child_gone && outputs == 0) break;
+        for (int i = 0; i < 3; i++) fds[i] = (struct pollfd){.fd = open_ends[i] ? from[i] : -1, .events = POLLIN};
+        fds[3] = (struct pollfd){.fd = child_gone ? -1 : exited, .events = POLLIN};
+        // Once the command is gone, what it wrote last is read; a process it left behind holding the
+        // pipe gets a moment, not forever.
+        int ready = poll(fds, 4, child_gone ? 200 : -1);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) break;
+        for (int i = 0; i < 3; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (copy_once(from[i], to[i]) < 0) {
+                open_ends[i] = 0;
+                // End of the user's input: the command reads end of file.
+                if (i == 0) close(to[0]);
+            }
+        }
+        if (fds[3].fd >= 0 && (fds[3].revents & POLLIN)) {
+            child_gone = 1;
+            // Its input is no longer read by anyone: stop waiting for the user to type.
+            if (open_ends[0]) {
+                close(to[0]);
+                open_ends[0] = 0;
+            }
+        }
+    }
+    if (open_ends[0]) close(to[0]);
+    if (exited >= 0) close(exited);
     return 0;
 }

@@ -48,16 +48,22 @@ struct Exec: ParsableCommand {
 
     @Argument(help: "The container's name.")
     var name: String
+    @Flag(name: .customShort("t"), help: "Run the command on a pty even when stdin or stdout is no terminal.")
+    var forcePty = false
+    @Flag(name: .customShort("T"), help: "Never use a pty, even at a terminal.")
+    var noPty = false
     @Argument(parsing: .postTerminator, help: "The command, after --.")
     var command: [String] = []
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("give the command after --, e.g. coop exec c1 -- ps") }
+        if forcePty && noPty { throw ValidationError("-t and -T exclude each other") }
     }
 
     func run() throws {
         let container = try Environment().container(named: name)
-        throw ExitCode(try ContainerRuntime.exec(container, command: command))
+        let pty: ContainerRuntime.PtyChoice = forcePty ? .always : noPty ? .never : .automatic
+        throw ExitCode(try ContainerRuntime.exec(container, command: command, pty: pty))
     }
 }
 
@@ -104,11 +110,12 @@ struct Attach: ParsableCommand {
     }
 }
 
-/// `coop __attach PID SOCKET ROWS COLUMNS TERM`: the inside half of attach.
+/// `coop __attach PID CGROUP_PROCS SOCKET ROWS COLUMNS TERM`: the inside half of attach.
 struct AttachInside: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "__attach", shouldDisplay: false)
 
     @Argument var pid: Int32
+    @Argument var cgroupProcs: String
     @Argument var socket: Int32
     @Argument var rows: UInt16
     @Argument var columns: UInt16
@@ -118,18 +125,20 @@ struct AttachInside: ParsableCommand {
     func run() throws {
         throw ExitCode(
             Supervisor.attach(
-                initPID: pid, socketFD: socket, rows: rows, columns: columns, term: term, command: command))
+                initPID: pid, cgroupProcs: cgroupProcs, socketFD: socket, rows: rows, columns: columns, term: term,
+                command: command))
     }
 }
 
-/// `coop __exec PID COMMAND…`: joins the container of PID 1 `PID` and runs the command.
+/// `coop __exec PID CGROUP_PROCS COMMAND…`: joins the container of PID 1 `PID` and runs the command.
 struct ExecInside: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "__exec", shouldDisplay: false)
 
     @Argument var pid: Int32
+    @Argument var cgroupProcs: String
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
-        throw ExitCode(Supervisor.exec(initPID: pid, command: command))
+        throw ExitCode(Supervisor.exec(initPID: pid, cgroupProcs: cgroupProcs, command: command))
     }
 }

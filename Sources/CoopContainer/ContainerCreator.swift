@@ -27,7 +27,7 @@ public final class ContainerCreator {
         -> Created
     {
         try ContainerStore.checkName(name)
-        try FileSystem.createDirectory(containers.root)
+        try containers.makeRoot()
         let lock = try containers.lock(name)
         defer { lock.unlock() }
         containers.removeAbandonedStaging()
@@ -39,6 +39,7 @@ public final class ContainerCreator {
         let final = containers.folder(name)
         let staging = FileSystem.stagingURL(for: final, tag: "creating")
         try FileSystem.createDirectory(staging)
+        try ContainerFolder.makePrivate(staging, for: containers.idMap)
         var unpacker: RootfsUnpacker?
         do {
             let rootfs = staging.appendingPathComponent("rootfs")

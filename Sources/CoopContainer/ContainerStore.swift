@@ -63,10 +63,40 @@ public final class ContainerStore: Sendable {
             throw CoopError(
                 .notFound, "container \(name)", cause: "does not exist", fix: "run 'coop list' to see the containers")
         }
+        // Under the lock a start holds until it recorded its PID 1: a container that runs stays.
+        if let pid = runningPID(name) {
+            throw CoopError(
+                .conflict, "container \(name)", cause: "is running (pid \(pid))",
+                fix: "stop it first with 'coop stop \(name)'")
+        }
         // Out of sight first, so that a half-removed container never shows in a listing.
         let trash = FileSystem.stagingURL(for: folder(name), tag: "destroying")
         try checkSystemCall(rename(folder(name).path, trash.path), "destroy \(name)")
         try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
+    }
+
+    /// PID 1 of the container when its recorded state names a process that still runs (same start time).
+    func runningPID(_ name: String) -> Int32? {
+        struct State: Decodable {
+            var pid: Int32
+            var startTicks: UInt64
+        }
+        guard let data = try? Data(contentsOf: folder(name).appendingPathComponent("state.json")),
+            let state = try? JSONDecoder().decode(State.self, from: data),
+            let text = try? String(contentsOfFile: "/proc/\(state.pid)/stat", encoding: .utf8),
+            let end = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        guard fields.count > 19, fields[0] != "Z", fields[0] != "X", UInt64(fields[19]) == state.startTicks else {
+            return nil
+        }
+        return state.pid
+    }
+
+    /// Makes the containers folder, private to the user but for the containers' root (see `ContainerFolder`).
+    public func makeRoot() throws {
+        try FileSystem.createDirectory(root)
+        try ContainerFolder.makePrivate(root, for: idMap)
     }
 
     /// Removes staging folders of creates that were killed (their pid no longer runs).

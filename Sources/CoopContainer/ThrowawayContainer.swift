@@ -19,6 +19,8 @@ public struct ThrowawayContainer {
     ) throws -> ThrowawayContainer {
         let containers = creator.containers
         let bases = bases(of: containers)
+        try containers.makeRoot()
+        try bases.makeRoot()
         let entry = try creator.fetcher.fetch(image, options: options).entry
         let baseName = [entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build]
             .joined(separator: "_").map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "-" }
@@ -37,6 +39,7 @@ public struct ThrowawayContainer {
         let folder = containers.folder(runName)
         try FileSystem.createDirectory(folder.appendingPathComponent("rootfs"))
         do {
+            try ContainerFolder.makePrivate(folder, for: containers.idMap)
             // The base's config, pointed at the run's folder and name.
             var config = try String(contentsOf: base.appendingPathComponent("config"), encoding: .utf8)
             config = config.replacingOccurrences(of: base.path, with: folder.path)

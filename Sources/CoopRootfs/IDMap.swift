@@ -14,29 +14,28 @@ public struct IDMap: Sendable, Equatable, Codable {
         self.count = count
     }
 
-    /// LXC's default for root, used when root has no range of its own in /etc/subuid.
-    public static let rootDefault = IDMap(uidStart: 100_000, gidStart: 100_000, count: 65_536)
+    /// Root's range where no subordinate id file is at hand (the unpack tests): LXD's reservation for root,
+    /// which no user's range from useradd reaches.
+    public static let rootDefault = IDMap(uidStart: 1_000_000, gidStart: 1_000_000, count: 65_536)
 
     /// The range of the user running coop: its /etc/subuid and /etc/subgid entries (by name or uid).
     public static func forCurrentUser(subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws -> IDMap {
         let uid = getuid()
         let name = CoopPaths.userName
+        // Root's containers run on a range of root's own that no user holds (reserved on first use).
+        if uid == 0 { return try SubordinateIDs.rootRange(subuid: subuid, subgid: subgid) }
         let uidRange = try range(in: subuid, user: name, id: uid)
         let gidRange = try range(in: subgid, user: name, id: uid)
-        if uid == 0 {
-            guard let uidRange, let gidRange else { return rootDefault }
-            return IDMap(
-                uidStart: uidRange.start, gidStart: gidRange.start, count: min(uidRange.count, gidRange.count, 65_536))
-        }
         guard let uidRange, let gidRange else {
             throw CoopError(
                 .hostSetup, "user \(name)", cause: "has no subordinate id range in \(subuid) and \(subgid)",
-                fix: "as root, run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(name)")
+                fix: SubordinateIDs.suggestion(for: name, subuid: subuid, subgid: subgid))
         }
         guard uidRange.count >= 65_536, gidRange.count >= 65_536 else {
             throw CoopError(
                 .hostSetup, "user \(name)", cause: "has fewer than 65536 subordinate ids",
-                fix: "give it a range of 65536 in \(subuid) and \(subgid)")
+                fix: "give it a range of 65536 in \(subuid) and \(subgid): "
+                    + SubordinateIDs.suggestion(for: name, subuid: subuid, subgid: subgid))
         }
         return IDMap(uidStart: uidRange.start, gidStart: gidRange.start, count: 65_536)
     }

@@ -54,9 +54,21 @@ public struct ContainerDefinition: Sendable {
     }
 
     /// Whether /sbin/init is systemd.
-    public var initIsSystemd: Bool {
-        let initPath = rootfs.appendingPathComponent("sbin/init").path
-        return ((try? FileManager.default.destinationOfSymbolicLink(atPath: initPath)) ?? "").contains("systemd")
+    public var initIsSystemd: Bool { Self.isSystemd("/sbin/init", in: rootfs) }
+
+    /// Whether `program` (a path inside `tree`) is systemd: the binary or a symbolic link to it.
+    static func isSystemd(_ program: String, in tree: URL) -> Bool {
+        guard program.hasPrefix("/") else { return false }
+        if program.hasSuffix("/systemd") { return true }
+        let path = tree.appendingPathComponent(String(program.dropFirst())).path
+        return ((try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "").hasSuffix("systemd")
+    }
+
+    /// Whether `command` boots the image's init (`/sbin/init`, or systemd by its path): it then gets what
+    /// an init needs (a cgroup of its own to manage, a console), as a start without a command does.
+    public static func bootsInit(_ command: [String]?, in tree: URL) -> Bool {
+        guard let program = command?.first else { return true }
+        return program == "/sbin/init" || isSystemd(program, in: tree)
     }
 
     /// How to stop this container's init: systemd powers off on SIGRTMIN+3, SysV init on SIGPWR.

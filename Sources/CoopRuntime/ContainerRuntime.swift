@@ -11,6 +11,9 @@ public enum ContainerRuntime {
     /// background it returns nil once PID 1 runs, leaving its console output in `console.log`.
     /// With `overlayLower` the container is a throwaway: its rootfs folder (empty) gets a tmpfs holding
     /// its changes over that image tree, which stays as it is.
+    /// In the foreground PID 1 never gets a terminal of the user's: at a terminal it gets the container's
+    /// console, relayed by the supervisor; otherwise pipes and files pass through, and a terminal among
+    /// them is replaced by a pipe relayed here.
     public static func start(
         _ container: ContainerDefinition, command: [String]?, foreground: Bool, overlayLower: URL? = nil
     ) throws -> Int32? {
@@ -24,14 +27,22 @@ public enum ContainerRuntime {
                 .conflict, "container \(container.name)", cause: "is already running (pid \(state.pid))",
                 fix: "stop it first with 'coop stop \(container.name)'")
         }
+        try SubordinateIDs.checkOwnRange(container.idMap, container: container.name)
+        // Containers made before their folders were private become private at their next start.
+        for folder in [container.folder, container.folder.deletingLastPathComponent()] {
+            try ContainerFolder.makePrivate(folder, for: container.idMap)
+        }
         try checkTraversable(container.rootfs, idMap: container.idMap)
         if let overlayLower { try checkTraversable(overlayLower, idMap: container.idMap) }
         let supervisorPath = try CoopPaths.helperPath("coop-supervisor")
-        let cgroups = try ContainerCgroups.prepare(container, placed: command == nil || !container.limits.isEmpty)
-        warnAboutCgroups(cgroups, container: container, bootsSystemd: command == nil && container.initIsSystemd)
+        let tree = overlayLower ?? container.rootfs
+        let bootsInit = ContainerDefinition.bootsInit(command, in: tree)
+        let systemd = bootsInit && ContainerDefinition.isSystemd(command?.first ?? "/sbin/init", in: tree)
+        let cgroups = try ContainerCgroups.prepare(container, placed: bootsInit || !container.limits.isEmpty)
+        warnAboutCgroups(cgroups, container: container, bootsSystemd: systemd)
         var initCommand = command ?? ["/sbin/init"]
         // systemd 256 and later boot on v1 cgroups only when told so; older ones ignore the setting.
-        if command == nil, container.initIsSystemd, cgroups.initSeesLegacyCgroups {
+        if systemd, cgroups.initSeesLegacyCgroups {
             initCommand.append("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1")
         }
         let pidPipe = try Pipe.make()
@@ -41,35 +52,42 @@ public enum ContainerRuntime {
         if !foreground {
             logFD = open(
                 container.folder.appendingPathComponent("console.log").path,
-                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
             if logFD < 0 { throw CoopError.system("console log of \(container.name)") }
         }
-        let input = foreground ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let interactive = foreground && RawTerminal.isInteractive
+        let relayed = foreground && !interactive ? try RelayedStdio.forTerminals() : RelayedStdio.none
+        let stdio: [Int32] =
+            foreground ? relayed.inner : [open("/dev/null", O_RDONLY | O_CLOEXEC), logFD, logFD]
         // The supervisor inherits these two pipe ends (not its stdio, which is the container's console).
         _ = fcntl(pidPipe.write, F_SETFD, 0)
         _ = fcntl(errors.write, F_SETFD, 0)
         _ = fcntl(go.read, F_SETFD, 0)
-        let flags = (container.sharesHostNetwork ? "n" : "") + (foreground ? "" : "c")
+        let flags =
+            (container.sharesHostNetwork ? "n" : "") + (foreground ? (interactive ? "t" : "") : "c")
         let supervisor: SpawnedProcess
+        var terminal: RawTerminal?
         do {
             defer {
                 close(pidPipe.write)
                 close(errors.write)
                 close(go.read)
                 if logFD >= 0 { close(logFD) }
-                if input >= 0 { close(input) }
+                if !foreground, stdio[0] >= 0 { close(stdio[0]) }
+                relayed.closeInner()
             }
             supervisor = try SpawnedProcess(
                 arguments: [
                     supervisorPath, String(pidPipe.write), String(errors.write), String(go.read), container.rootfs.path,
                     container.hostname, flags.isEmpty ? "-" : flags, overlayLower?.path ?? "-",
                 ] + cgroups.mountLines + ["--"] + initCommand,
-                environment: environment, idMap: container.idMap, mapOwner: false, input: input, output: logFD,
-                error: logFD, cgroupProcs: cgroups.procsFiles, newSession: !foreground)
+                environment: environment, idMap: container.idMap, mapOwner: false, input: stdio[0],
+                output: stdio[1], error: stdio[2], cgroupProcs: cgroups.procsFiles, newSession: !foreground)
             // An init manages cgroups below its own (systemd does): they go to the container's root, only
             // now, as until the supervisor was in them the files that take processes had to be the user's.
             // A command as PID 1 gets the limits without that (and starts a few milliseconds sooner).
-            if command == nil { try cgroups.handOver(to: container.idMap) }
+            if bootsInit { try cgroups.handOver(to: container.idMap) }
+            if interactive { terminal = RawTerminal() }
             try [UInt8(ascii: "g")].withUnsafeBytes { try FileSystem.writeAll(go.write, $0, what: "start") }
         } catch {
             close(go.write)
@@ -79,19 +97,25 @@ public enum ContainerRuntime {
         close(go.write)
         let pidText = PipeReader(fd: pidPipe.read).text().trimmingCharacters(in: .whitespacesAndNewlines)
         guard let pid = Int32(pidText) else {
+            terminal?.restore()
+            relayed.relay(until: supervisor.pid)
             let status = supervisor.wait()
             cgroups.remove(idMap: container.idMap)
             let report = PipeReader(fd: errors.read).text().split(separator: " ").compactMap {
                 Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            if report.count == 2 {
-                var failure = coop_spawn_failure()
-                failure.stage = coop_stage(rawValue: UInt32(report[0]))
-                failure.error_number = report[1]
-                throw describe(failure, what: "start of \(container.name)")
+            guard report.count == 2 else {
+                throw CoopError(
+                    .internal, "start of \(container.name)", cause: "the supervisor ended with status \(status)")
             }
-            throw CoopError(
-                .internal, "start of \(container.name)", cause: "the supervisor ended with status \(status)")
+            var failure = coop_spawn_failure()
+            failure.stage = coop_stage(rawValue: UInt32(report[0]))
+            failure.error_number = report[1]
+            // A command that cannot run answers as a shell does (127: not found, 126: not runnable).
+            if foreground, command != nil, failure.stage.rawValue == COOP_RUN_EXEC.rawValue {
+                return Supervisor.report(failure, what: "exec of \(initCommand[0])")
+            }
+            throw describe(failure, what: "start of \(container.name)")
         }
         close(errors.read)
         // A short command may be gone already; then there is nothing running to record.
@@ -99,7 +123,8 @@ public enum ContainerRuntime {
             try ContainerState(
                 pid: pid, startTicks: ticks, startedAt: Int(Date().timeIntervalSince1970),
                 cgroups: cgroups.folders.map(\.path), supervisor: supervisor.pid,
-                supervisorTicks: ContainerState.startTicks(of: supervisor.pid)
+                supervisorTicks: ContainerState.startTicks(of: supervisor.pid),
+                stopSignal: systemd ? 34 + 3 : bootsInit ? SIGPWR : SIGTERM
             ).write(container.folder)
         }
         lock.unlock()
@@ -107,7 +132,9 @@ public enum ContainerRuntime {
         // Keys typed at the terminal are for the container; coop waits for it to end.
         signal(SIGINT, SIG_IGN)
         signal(SIGQUIT, SIG_IGN)
+        relayed.relay(until: supervisor.pid)
         let status = supervisor.wait()
+        terminal?.restore()
         cgroups.remove(idMap: container.idMap)
         unlink(ContainerState.file(container.folder).path)
         return status
@@ -141,7 +168,9 @@ public enum ContainerRuntime {
         var folder = rootfs.deletingLastPathComponent()
         while folder.path != "/" {
             var info = stat()
-            if stat(folder.path, &info) == 0, info.st_mode & 0o001 == 0, info.st_uid != idMap.uidStart {
+            if stat(folder.path, &info) == 0, info.st_mode & 0o001 == 0, info.st_uid != idMap.uidStart,
+                !ContainerFolder.lets(idMap.uidStart, through: folder)
+            {
                 throw CoopError(
                     .hostSetup, "folder \(folder.path)", cause: "cannot be entered by the container's root",
                     fix: "chmod o+x \(folder.path)")
@@ -150,16 +179,41 @@ public enum ContainerRuntime {
         }
     }
 
-    /// Runs `command` inside the running container, with stdin, stdout and stderr passed through;
-    /// returns its exit status.
-    public static func exec(_ container: ContainerDefinition, command: [String]) throws -> Int32 {
-        // A terminal handed to a process inside could be used by the container's root to type into it
-        // (TIOCSTI): with a terminal the command gets a pty of its own, relayed from outside, as attach does.
-        if (0...2).contains(where: { isatty(Int32($0)) == 1 }) { return try attach(container, command: command) }
+    /// Whether `exec` runs its command on a pty: by default when stdin and stdout both are terminals
+    /// (as `lxc-attach` does); `-t` and `-T` force either way.
+    public enum PtyChoice: Sendable {
+        case automatic, always, never
+    }
+
+    /// Runs `command` inside the running container as its root; returns its exit status. On a pty of the
+    /// container's (relayed from outside, as attach), or with the caller's stdio, where a terminal among
+    /// them is replaced by a pipe relayed here: no terminal of the user's ever reaches the container.
+    public static func exec(_ container: ContainerDefinition, command: [String], pty: PtyChoice = .automatic) throws
+        -> Int32
+    {
+        let usePty = pty == .always || (pty == .automatic && RawTerminal.isInteractive)
+        if usePty { return try attach(container, command: command) }
         let state = try running(container)
-        let process = try SpawnedProcess(
-            arguments: [CoopPaths.executablePath(), "__exec", String(state.pid)] + command, idMap: nil)
+        let relayed = try RelayedStdio.forTerminals()
+        let process: SpawnedProcess
+        do {
+            defer { relayed.closeInner() }
+            process = try SpawnedProcess(
+                arguments: [CoopPaths.executablePath(), "__exec", String(state.pid), procsArgument(state)] + command,
+                idMap: nil, input: relayed.inner[0], output: relayed.inner[1], error: relayed.inner[2])
+        }
+        // Ctrl-C at the terminal reaches the helper too, which passes it on to the command.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGQUIT, SIG_IGN)
+        relayed.relay(until: process.pid)
         return process.wait()
+    }
+
+    /// The container's cgroups as its start recorded them, for exec and attach to join by their host paths
+    /// (not by what root inside lets them see): one argument, the `cgroup.procs` files by lines, or "-".
+    static func procsArgument(_ state: ContainerState) -> String {
+        let files = (state.cgroups ?? []).map { $0 + "/cgroup.procs" }
+        return files.isEmpty ? "-" : files.joined(separator: "\n")
     }
 
     /// An interactive login shell in the running container, on a pty of its own: the caller's terminal is
@@ -186,8 +240,8 @@ public enum ContainerRuntime {
             }
             helper = try SpawnedProcess(
                 arguments: [
-                    CoopPaths.executablePath(), "__attach", String(state.pid), String(pair[1]), String(size.ws_row),
-                    String(size.ws_col), term, "--",
+                    CoopPaths.executablePath(), "__attach", String(state.pid), procsArgument(state), String(pair[1]),
+                    String(size.ws_row), String(size.ws_col), term, "--",
                 ] + command, idMap: nil, input: nothing, output: nothing, error: errors.write)
         }
         let master = coop_receive_fd(pair[0])
@@ -214,9 +268,9 @@ public enum ContainerRuntime {
     /// Asks init to power off, and kills it after `timeout` seconds.
     public static func stop(_ container: ContainerDefinition, timeout: Double) throws {
         let state = try running(container)
-        kill(state.pid, container.stopSignal)
+        try sendSignal(state.pid, state.stopSignal ?? container.stopSignal, container: container)
         if !waitUntil(timeout, { !state.isRunning }, pid: state.pid) {
-            kill(state.pid, SIGKILL)
+            try sendSignal(state.pid, SIGKILL, container: container)
             _ = waitUntil(.infinity, { !state.isRunning }, pid: state.pid)
         }
         unlink(ContainerState.file(container.folder).path)
@@ -225,6 +279,18 @@ public enum ContainerRuntime {
             kill(supervisor, SIGKILL)
         }
         ContainerCgroups.remove(state.cgroups ?? [], idMap: container.idMap)
+    }
+
+    /// Sends `signal` to PID 1; a pid this user may not signal is not the container's (its state is stale
+    /// or was not written by coop), and waiting for it would never end.
+    static func sendSignal(_ pid: Int32, _ signal: Int32, container: ContainerDefinition) throws {
+        guard kill(pid, signal) < 0, errno != ESRCH else { return }
+        let reason = errno
+        throw CoopError(
+            .conflict, "container \(container.name)",
+            cause: "its recorded PID 1 (pid \(pid)) cannot be signalled: \(String(cString: strerror(reason)))",
+            fix: "the record is stale: remove \(ContainerState.file(container.folder).path) once nothing of the "
+                + "container runs")
     }
 
     /// Waits up to `seconds` for `done`, woken by the end of process `pid`; whether `done` came true.
@@ -256,12 +322,17 @@ public enum ContainerRuntime {
             28: "mount of /dev/pts", 29: "masking /proc", 30: "pivot_root", 31: "hostname", 32: "loopback",
             33: "capabilities", 34: "seccomp", 35: "switch to root", 36: "exec", 37: "joining the namespaces",
             38: "the console", 39: "mounting /sys/fs/cgroup", 40: "the overlay of a throwaway container",
+            41: "a new session keyring",
         ]
         let stage = stages[failure.stage.rawValue] ?? "stage \(failure.stage.rawValue)"
         let reason = String(cString: strerror(failure.error_number))
-        let fix: String? =
-            failure.stage.rawValue == 36
-            ? "check that the command exists in the container" : "run 'coop check' to see what this host allows"
+        let fix: String?
+        switch failure.stage.rawValue {
+        case COOP_RUN_EXEC.rawValue: fix = "check that the command exists in the container and is executable"
+        case COOP_RUN_SETNS.rawValue, COOP_RUN_SETID.rawValue:
+            fix = "check that the container still runs ('coop list') and that it is yours"
+        default: fix = "run 'coop check' to see what this host allows"
+        }
         return CoopError(
             .hostSetup, what, cause: "\(stage) failed: \(reason) (errno \(failure.error_number))", fix: fix)
     }

@@ -12,6 +12,8 @@ public struct ContainerState: Codable, Sendable {
     /// The supervisor's pid and start time: it leaves the cgroups last, once it removed those made inside.
     public var supervisor: Int32?
     public var supervisorTicks: UInt64?
+    /// The signal that asks this container's PID 1 to power off (it depends on what was started).
+    public var stopSignal: Int32?
 
     static func file(_ folder: URL) -> URL { folder.appendingPathComponent("state.json") }
 

@@ -1,3 +1,4 @@
+import CoopRootfs
 import CoopSupport
 import Foundation
 
@@ -6,7 +7,6 @@ import Foundation
 public enum HostSetup {
     /// Ids a user gets when it has no range yet, as useradd gives them.
     static let rangeSize: UInt32 = 65_536
-    static let firstID: UInt32 = 100_000
 
     /// Runs every step for `user`; returns one line per step.
     public static func run(user: String, subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws
@@ -23,24 +23,23 @@ public enum HostSetup {
         let gid = entry.pointee.pw_gid
         var report: [String] = []
         for (file, kind) in [(subuid, "uids"), (subgid, "gids")] {
-            report.append(try ensureRange(in: file, user: user, id: uid, kind: kind))
+            report.append(try ensureRange(in: file, user: user, id: uid, kind: kind, all: (subuid, subgid)))
         }
         report += try delegateCgroups(user: user, uid: uid, gid: gid)
         return report
     }
 
     /// Gives the user a range of 65536 subordinate ids after every range in `file`, unless it has one.
-    static func ensureRange(in file: String, user: String, id: uid_t, kind: String) throws -> String {
+    static func ensureRange(
+        in file: String, user: String, id: uid_t, kind: String, all: (subuid: String, subgid: String)
+    ) throws -> String {
         let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-        var end = firstID
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: ":")
-            guard fields.count == 3, let start = UInt32(fields[1]), let count = UInt32(fields[2]) else { continue }
-            if (fields[0] == user || fields[0] == String(id)) && count >= rangeSize {
-                return "subordinate \(kind): \(user) has \(start)-\(start + count - 1) in \(file)"
-            }
-            end = max(end, start + count)
+        for entry in SubordinateIDs.entries(in: file)
+        where (entry.owner == user || entry.owner == String(id)) && entry.count >= rangeSize {
+            return "subordinate \(kind): \(user) has \(entry.start)-\(entry.end - 1) in \(file)"
         }
+        // A range that neither file gives anyone (root's reservation included), the same in both.
+        let end = SubordinateIDs.freeRange(count: rangeSize, subuid: all.subuid, subgid: all.subgid)
         let line = "\(user):\(end):\(rangeSize)\n"
         let updated = (text.isEmpty || text.hasSuffix("\n") ? text : text + "\n") + line
         try FileSystem.writeAtomically(updated, to: URL(fileURLWithPath: file), mode: 0o644)

@@ -7,7 +7,8 @@
 //   PID_FD    receives PID 1's pid as text, then is closed
 //   ERROR_FD  receives a failure as "stage errno\n", or nothing when PID 1 runs
 //   GO_FD     gives one byte once coop has placed this process in its cgroups (end of file: give up)
-//   FLAGS     letters: n = share the host's network, c = PID 1's stdio is the console
+//   FLAGS     letters: n = share the host's network, c = PID 1's stdio is the console, t = as c, and the
+//             supervisor's stdin (the user's terminal, in raw mode) is typed into the console
 //   LOWER     "-", or the image tree of a throwaway container (ROOTFS is then an empty folder)
 //   CGROUP_MOUNT  "DIR TYPE OPTIONS" lines for /sys/fs/cgroup inside (see coop_runtime.h)
 // The environment is PID 1's. The exit status is PID 1's, or 128 + the signal that ended it.
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,6 +86,33 @@ static void close_all_but(int a, int b, int c) {
     syscall(SYS_close_range, from, ~0U, 0);
 }
 
+static volatile sig_atomic_t window_changed = 1;
+
+static void note_window_change(int sig) {
+    (void)sig;
+    window_changed = 1;
+}
+
+// Keys typed at the user's terminal go to the console; returns 0 at the end of input.
+static int type_into(int console) {
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(STDIN_FILENO, buffer, sizeof buffer)) < 0 && errno == EINTR) {
+    }
+    if (n <= 0) return 0;
+    for (ssize_t done = 0; done < n;) {
+        ssize_t written = write(console, buffer + done, (size_t)(n - done));
+        if (written < 0 && (errno == EINTR || errno == EAGAIN)) {
+            struct pollfd out = {.fd = console, .events = POLLOUT};
+            poll(&out, 1, 100);
+            continue;
+        }
+        if (written <= 0) return 0;
+        done += written;
+    }
+    return 1;
+}
+
 static int status_of(int raw) { return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw); }
 
 int main(int argc, char **argv) {
@@ -135,7 +164,7 @@ int main(int argc, char **argv) {
         .envp = environ,
         .share_network = strchr(flags, 'n') != NULL,
         .console_path = console_path[0] ? console_path : NULL,
-        .console_stdio = strchr(flags, 'c') != NULL && console_path[0],
+        .console_stdio = (strchr(flags, 'c') != NULL || strchr(flags, 't') != NULL) && console_path[0],
         .cgroup_mounts = (const char *const *)(argv + 8),
         .overlay_lower = strcmp(argv[7], "-") == 0 ? NULL : argv[7],
     };
@@ -160,6 +189,12 @@ int main(int argc, char **argv) {
     // Keys typed at a foreground container's terminal are for the container, not for its supervisor.
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
+    int typing = strchr(flags, 't') != NULL && console >= 0;
+    if (typing) {
+        struct sigaction resize = {0};
+        resize.sa_handler = note_window_change;
+        sigaction(SIGWINCH, &resize, NULL);
+    }
 
     int exited = (int)syscall(SYS_pidfd_open, init_pid, 0);
     int raw = 0;
@@ -167,14 +202,22 @@ int main(int argc, char **argv) {
         while (waitpid(init_pid, &raw, 0) < 0 && errno == EINTR) {
         }
     } else {
-        struct pollfd fds[2] = {{.fd = console, .events = POLLIN}, {.fd = exited, .events = POLLIN}};
+        struct pollfd fds[3] = {{.fd = console, .events = POLLIN},
+                                {.fd = exited, .events = POLLIN},
+                                {.fd = typing ? STDIN_FILENO : -1, .events = POLLIN}};
         for (;;) {
-            if (poll(fds, 2, -1) < 0) {
+            if (typing && window_changed) {
+                window_changed = 0;
+                struct winsize size;
+                if (ioctl(STDIN_FILENO, TIOCGWINSZ, &size) == 0) ioctl(console, TIOCSWINSZ, &size);
+            }
+            if (poll(fds, 3, -1) < 0) {
                 if (errno == EINTR) continue;
                 break;
             }
             if (fds[0].revents & POLLIN) drain(console);
             if (fds[0].revents & (POLLHUP | POLLERR) && !(fds[0].revents & POLLIN)) fds[0].fd = -1;
+            if (fds[2].revents & (POLLIN | POLLHUP | POLLERR) && !type_into(console)) fds[2].fd = -1;
             if (fds[1].revents & POLLIN) break;
         }
         while (waitpid(init_pid, &raw, 0) < 0 && errno == EINTR) {

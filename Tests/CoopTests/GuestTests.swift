@@ -75,15 +75,20 @@ struct GuestTests {
     }
 
     @Test(
-        "As root too: the container's root is 100000 (LXC's default range), and systemd boots",
+        "As root too: the container's root is root's own reserved range (1000000), and systemd boots",
         .enabled(if: TestHost.ready(.root, .server, .fixtures)))
     func asRoot() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.guestRemotes()
         #expect(try sandbox.run("create", "rootbb", "t:busybox/1.36").status == 0)
         let map = try sandbox.run("start", "rootbb", "--foreground", "--", "/bin/sh", "-c", "cat /proc/self/uid_map")
+        // Root's range is the one coop reserves for it when it has none (as LXD's package does): no user's.
+        let rootRange = try #require(
+            (try String(contentsOfFile: "/etc/subuid", encoding: .utf8)).split(separator: "\n")
+                .first { $0.hasPrefix("root:") }?.split(separator: ":").dropFirst().first)
         #expect(
-            map.stdout.split(separator: " ", omittingEmptySubsequences: true) == ["0", "100000", "65536\n"], "\(map)")
+            map.stdout.split(separator: " ", omittingEmptySubsequences: true) == ["0", "\(rootRange)", "65536\n"],
+            "\(map)")
         #expect(try sandbox.run("create", "rootsd", "g:debian/bookworm/amd64/slim").status == 0)
         #expect(try sandbox.run("start", "rootsd").status == 0)
         let state = try sandbox.bootState("rootsd")

@@ -50,4 +50,8 @@ int coop_wait_for_exit(pid_t pid, int timeout_ms);
 /// pipe2(O_CLOEXEC), which Swift's Glibc module does not expose.
 int coop_pipe_cloexec(int fds[2]);
 
+/// setxattr(2) and getxattr(2), which Swift's Glibc module does not bring.
+int coop_setxattr(const char *path, const char *name, const void *value, size_t size);
+long coop_getxattr(const char *path, const char *name, void *value, size_t size);
+
 #endif

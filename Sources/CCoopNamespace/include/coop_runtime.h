@@ -28,6 +28,7 @@ typedef enum {
     COOP_RUN_CONSOLE,
     COOP_RUN_CGROUP,
     COOP_RUN_OVERLAY,
+    COOP_RUN_KEYRING,
 } coop_run_stage;
 
 typedef struct {
@@ -59,20 +60,23 @@ typedef struct {
 /// or -1 with `failure` naming the stage.
 pid_t coop_container_start(const coop_container_spec *spec, coop_spawn_failure *failure);
 
-/// Called in a fresh single-threaded process: joins the namespaces of the container whose PID 1 is
-/// `init_pid`, forks, and execs `argv` inside it as root with the container's confinement. Returns the
-/// child's pid, or -1 with `failure` filled in.
 /// Removes the cgroups made below each HOSTDIR of `cgroup_mounts` (deepest first), once PID 1 is gone.
 void coop_cgroup_prune(const char *const *cgroup_mounts);
 
-pid_t coop_container_exec(pid_t init_pid, char *const argv[], char *const envp[], coop_spawn_failure *failure);
+/// Called in a fresh single-threaded process: enters the container whose PID 1 is `init_pid` as its root
+/// (its cgroups by the `cgroup.procs` files in `cgroup_procs`, NULL-terminated or NULL, then its
+/// namespaces), forks, and execs `argv` inside it in a session of its own with the container's
+/// confinement. Returns the child's pid, or -1 with `failure` filled in.
+pid_t coop_container_exec(pid_t init_pid, char *const cgroup_procs[], char *const argv[], char *const envp[],
+                          coop_spawn_failure *failure);
 
 /// Called in a fresh single-threaded process: joins the container of `init_pid` as its root, opens a pty
 /// there, starts `command` (NULL: root's login shell) on it (session leader, controlling terminal, `rows`
 /// x `columns`), sends the pty's master over `socket_fd` and returns the child's pid (-1 with `failure`
 /// filled in).
-pid_t coop_container_attach(pid_t init_pid, int socket_fd, unsigned short rows, unsigned short columns,
-                            char *const command[], char *const envp[], coop_spawn_failure *failure);
+pid_t coop_container_attach(pid_t init_pid, char *const cgroup_procs[], int socket_fd, unsigned short rows,
+                            unsigned short columns, char *const command[], char *const envp[],
+                            coop_spawn_failure *failure);
 
 /// Receives a file descriptor sent with SCM_RIGHTS; -1 when none came.
 int coop_receive_fd(int socket_fd);
@@ -80,5 +84,10 @@ int coop_receive_fd(int socket_fd);
 /// Relays between a terminal (`input`, `output`) and a pty `master` until the pty hangs up: `input` in
 /// raw mode meanwhile (so ^C and ^Z reach the container's foreground job), window size passed on.
 int coop_relay_terminal(int master, int input, int output);
+
+/// Relays the caller's terminals through pipes, so that no terminal of the user's reaches the container:
+/// `from[i]` is copied to `to[i]` for each i with both set (-1: not relayed); `to[0]` is closed at the end
+/// of input. Returns once the outputs reach end of file, or shortly after process `child` has ended.
+int coop_relay_stdio(pid_t child, const int from[3], const int to[3]);
 
 #endif
