@@ -272,4 +272,30 @@ struct HostileNeighbourTests {
         }
         #expect(try sandbox.run("stop", "cf", "--timeout", "3").status == 0)
     }
+
+    @Test(
+        "Symbolic links planted where the runtime mounts (/dev, /proc, /sys) are refused, not followed",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func plantedLinksAreRefused() throws {
+        let sandbox = try userSandbox()
+        #expect(try sandbox.run("create", "sl", "t:busybox/1.36").status == 0)
+        let rootfs = sandbox.containers.appendingPathComponent("sl/rootfs")
+        // What root inside can do to its own rootfs: a link in place of a folder the runtime mounts on.
+        let target = sandbox.root.appendingPathComponent("host-folder")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        for name in ["dev", "proc", "sys"] {
+            let folder = rootfs.appendingPathComponent(name)
+            let saved = rootfs.appendingPathComponent(name + ".saved")
+            #expect(rename(folder.path, saved.path) == 0)
+            #expect(symlink(target.path, folder.path) == 0)
+            let start = try sandbox.run("start", "sl", "--foreground", "--", "/bin/true")
+            #expect(start.status == 8, "\(name): \(start)")
+            #expect(start.stderr.contains("symbolic links"), "\(name): \(start)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).isEmpty)
+            #expect(unlink(folder.path) == 0)
+            #expect(rename(saved.path, folder.path) == 0)
+        }
+        let fine = try sandbox.run("start", "sl", "--foreground", "--", "/bin/true")
+        #expect(fine.status == 0, "\(fine)")
+    }
 }
