@@ -88,7 +88,7 @@ public final class ContainerCreator {
             if !dropped.isEmpty {
                 Console.warning(
                     "left out of the config what an image may not set: "
-                        + dropped.map { Console.escaped($0) }.joined(separator: ", "))
+                        + dropped.joined(separator: ", "))
             }
             try FileSystem.writeAtomically(config.text, to: staging.appendingPathComponent("config"))
             let record = ContainerRecord(
