@@ -152,7 +152,8 @@ struct HostileImageTests {
         "cache import --no-verify records the builds as unverified, whatever image.json says",
         .enabled(if: TestHost.ready(.root, .server, .fixtures)))
     func importNoVerifyIsUnverified() throws {
-        let (_, archive) = try exported()
+        let (source, archive) = try exported()
+        defer { withExtendedLifetime(source) {} }
         let target = try Sandbox(asUser: false)
         try target.remote()
         let imported = try target.run("cache", "import", archive.path, "--no-verify")
@@ -166,7 +167,8 @@ struct HostileImageTests {
         "cache import of a remote the machine lacks shows its key's fingerprint and adds it only with --trust-remote",
         .enabled(if: TestHost.ready(.root, .server, .fixtures)))
     func importCarriesRemote() throws {
-        let (_, archive) = try exported()
+        let (source, archive) = try exported()
+        defer { withExtendedLifetime(source) {} }
         let target = try Sandbox(asUser: false)
         let asked = try target.run("cache", "import", archive.path)
         #expect(asked.status == 5, "\(asked)")
