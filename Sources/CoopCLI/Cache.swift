@@ -28,7 +28,7 @@ struct CacheList: ParsableCommand {
         printTable(
             ["REMOTE", "DISTRO", "RELEASE", "ARCH", "VARIANT", "BUILD", "SIZE", "STATE", "VERIFIED"],
             entries.map { entry in
-                let size = entry.files.values.reduce(Int64(0)) { $0 + $1.size }
+                let size = environment.store.diskUsage(entry)
                 return [
                     entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build,
                     String(format: "%.1f MB", Double(size) / 1e6), entry.isFresh(now: now) ? "current" : "expired",
@@ -116,14 +116,31 @@ struct CacheImport: ParsableCommand {
     var file: String
     @Flag(name: .long, help: "Accept builds without verifying their signatures (prints a warning).")
     var noVerify = false
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Trust the remote the export carries, if its key has this fingerprint, and add it to images.index.",
+            valueName: "FINGERPRINT"))
+    var trustRemote: String?
 
     func run() throws {
         let environment = try Environment()
         if noVerify { Console.warning("importing without verifying signatures: --no-verify was given") }
-        let imported = try CacheArchive(store: environment.store, catalog: environment.catalog).importArchive(
-            URL(fileURLWithPath: file), verify: !noVerify)
-        for entry in imported {
-            Console.status("imported \(entry.remote):\(entry.reference) build \(entry.build)")
+        let imported = try CacheArchive(
+            store: environment.store, catalog: environment.catalog,
+            configDirectory: environment.paths.configDirectory
+        ).importArchive(URL(fileURLWithPath: file), verify: !noVerify, trust: trustRemote)
+        for name in imported.dropped {
+            Console.warning("left out \(name): no signature covers it")
+        }
+        for remote in imported.addedRemotes {
+            Console.status(
+                "added remote \(remote.name) (\(Console.escaped(remote.url))), key \(remote.fingerprint ?? "-"), to images.index"
+            )
+        }
+        for entry in imported.entries {
+            let verified = entry.verifiedBy.map { "verified against \($0)" } ?? "NOT verified"
+            Console.status("imported \(entry.reference) build \(entry.build), \(verified)")
         }
     }
 }

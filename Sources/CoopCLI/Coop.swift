@@ -25,7 +25,8 @@ struct Coop: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as CoopError {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            // Errors quote names from images and indexes: shown escaped.
+            FileHandle.standardError.write(Data("error: \(Console.escaped("\(error)", keepNewlines: true))\n".utf8))
             Foundation.exit(error.code.rawValue)
         } catch {
             // Argument errors exit with 2, like coop's own usage errors (not the parser's 64).

@@ -23,13 +23,13 @@ struct Create: ParsableCommand {
         let created = try creator.create(name: name, image: reference, options: options.fetchOptions)
         let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
         Console.status(
-            "created \(name) from \(created.record.image) build \(created.record.build)"
+            "created \(name) from \(Console.escaped("\(created.record.image)")) build \(Console.escaped(created.record.build))"
                 + " (\(created.fromCache ? "cached image" : "downloaded"), \(seconds) s)")
         if !created.record.skipped.isEmpty {
             Console.status("skipped \(created.record.skipped.count) device nodes; the runtime provides /dev")
         }
         if let message = created.createMessage, !message.isEmpty {
-            Console.status(message.trimmingCharacters(in: .whitespacesAndNewlines))
+            Console.status(Console.escaped(message.trimmingCharacters(in: .whitespacesAndNewlines), keepNewlines: true))
         }
         print(created.folder.path)
     }

@@ -35,7 +35,7 @@ struct Fetch: ParsableCommand {
         let entry = outcome.entry
         let verified = entry.verifiedBy.map { "verified against \($0)" } ?? "NOT verified"
         Console.status(
-            "\(outcome.downloaded ? "fetched" : "cached") \(entry.remote):\(entry.distro)/\(entry.release)/\(entry.arch)/\(entry.variant) build \(entry.build), \(verified)"
+            "\(outcome.downloaded ? "fetched" : "cached") \(Console.escaped("\(entry.reference)")) build \(Console.escaped(entry.build)), \(verified)"
         )
         print(entry.folder.path)
     }

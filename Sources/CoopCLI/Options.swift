@@ -67,9 +67,9 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-/// Columns padded to their widest cell.
+/// Columns padded to their widest cell. Cells come from images and indexes: printed escaped.
 func printTable(_ header: [String], _ rows: [[String]]) {
-    let all = [header] + rows
+    let all = [header] + rows.map { $0.map { Console.escaped($0) } }
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
     for row in all {
         print(

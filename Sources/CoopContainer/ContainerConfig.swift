@@ -1,5 +1,6 @@
 import CoopIndex
 import CoopRootfs
+import CoopSupport
 import Foundation
 
 /// The container's `config`, in LXC's format, so that `lxc-start -P <containers> -n NAME` can run it too.
@@ -11,19 +12,22 @@ public struct ContainerConfig {
     public var rootfs: URL
     public var idMap: IDMap
     public var privileged: Bool
-    /// The image's own lines (`config` or `config-user` from meta.tar.xz).
+    /// The image's own lines (`config` or `config-user` from meta.tar.xz), as the image has them: only
+    /// what `ImageConfigFilter` allows of them reaches `text`.
     public var distroLines: String?
     public var image: String
 
+    /// The image's lines after the allow-list: what is kept and which keys were dropped.
+    public var distro: ImageConfigFilter.Result { ImageConfigFilter.filter(distroLines ?? "") }
+
     public var text: String {
         var lines = [
-            "# Created by coop from \(image)",
+            "# Created by coop from \(Console.escaped(image))",
             "# For the options, see lxc.container.conf(5)",
             "",
             "# Distribution configuration",
         ]
-        let distro = (distroLines ?? "").replacingOccurrences(of: "LXC_TEMPLATE_CONFIG", with: Self.lxcTemplateConfig)
-        lines += distro.split(separator: "\n").map(String.init)
+        lines += distro.kept
         lines += ["", "# Container specific configuration"]
         lines += idMap.lxcConfigLines
         lines += [

@@ -41,6 +41,7 @@ public final class ContainerCreator {
         try FileSystem.createDirectory(staging)
         try ContainerFolder.makePrivate(staging, for: containers.idMap)
         var unpacker: RootfsUnpacker?
+        var cachedEntry: CacheEntry?
         do {
             let rootfs = staging.appendingPathComponent("rootfs")
             func startUnpacker(meta: MetaArchive, source: URL?) throws -> RootfsUnpacker {
@@ -64,6 +65,7 @@ public final class ContainerCreator {
                 return try DecodingSink(unpacker: target, decodedCopy: stagedEntry.appendingPathComponent("rootfs.tar"))
             }
             let entry = outcome.entry
+            cachedEntry = outcome.downloaded ? nil : entry
             if !outcome.streamed {
                 // Warm: unpack from the cache, from the decoded tar where there is one.
                 if FileSystem.exists(entry.decodedRootfs) {
@@ -83,6 +85,12 @@ public final class ContainerCreator {
                 image:
                     "\(entry.remote):\(entry.distro)/\(entry.release)/\(entry.arch)/\(entry.variant) build \(entry.build)"
             )
+            let dropped = config.distro.dropped
+            if !dropped.isEmpty {
+                Console.warning(
+                    "left out of the config what an image may not set: "
+                        + dropped.joined(separator: ", "))
+            }
             try FileSystem.writeAtomically(config.text, to: staging.appendingPathComponent("config"))
             let record = ContainerRecord(
                 name: name, image: entry.reference, build: entry.build, createdAt: Int(Date().timeIntervalSince1970),
@@ -96,6 +104,12 @@ public final class ContainerCreator {
                 folder: final, record: record, createMessage: entry.meta.createMessage, fromCache: !outcome.downloaded)
         } catch {
             unpacker?.abort()
+            if let cachedEntry, (error as? CoopError)?.code == .unsafeArchive {
+                // An image refused as unsafe does not stay in the cache to be used again.
+                do { try fetcher.store.remove(cachedEntry) } catch let cleanup {
+                    Console.warning("could not remove the refused build from the cache: \(cleanup)")
+                }
+            }
             do {
                 try TreeRemover.remove(staging, idMap: containers.idMap, privileged: containers.privileged)
             } catch let cleanup {
@@ -151,8 +165,11 @@ final class DecodingSink: ByteSink {
         }
     }
 
+    /// Ends the stream and waits for the unpack's verdict: an image the unpack refused fails here, before
+    /// the fetch commits it to the cache, and its decoded copy is not kept.
     func finish() throws {
         try decoder.finish()
+        try unpacker.finish()
         try checkSystemCall(rename(temporary.path, decodedCopy.path), "keep \(decodedCopy.path)")
     }
 }

@@ -3,9 +3,18 @@ import CoopSupport
 import Foundation
 
 /// The small files of an LXC image's `meta.tar.xz`: `config`, `config-user`, `create-message`,
-/// `expiry`, `excludes-user`, `templates`.
+/// `expiry`, `excludes-user`, `templates`. Only these are kept, each at most `fileLimit` bytes: the
+/// rest of the archive is skipped, so that a metadata archive full of large files cannot become a large
+/// `image.json`.
 public struct MetaArchive: Sendable, Codable, Equatable {
     public var files: [String: String]
+
+    /// The files coop reads; anything else in meta.tar.xz is skipped unread.
+    public static let knownFiles: Set<String> = [
+        "config", "config-user", "create-message", "expiry", "excludes-user", "templates",
+    ]
+    /// Largest metadata file kept (64 KiB); a real image's are a few hundred bytes.
+    public static let fileLimit = 64 << 10
 
     public init(files: [String: String]) { self.files = files }
 
@@ -26,8 +35,14 @@ public struct MetaArchive: Sendable, Codable, Equatable {
             guard coop_ae_is_regular(entry) != 0, let rawName = archive_entry_pathname(entry) else { continue }
             var name = String(cString: rawName)
             while name.hasPrefix("./") { name.removeFirst(2) }
+            guard Self.knownFiles.contains(name) else { continue }
             let size = Int(archive_entry_size(entry))
-            guard size <= 1 << 20 else { continue }
+            guard size >= 0, size <= Self.fileLimit else {
+                throw CoopError(
+                    .verification, "metadata file \(name) in \(url.lastPathComponent)",
+                    cause: "has \(size) bytes, more than the limit of \(Self.fileLimit)",
+                    fix: "this is not an image's metadata: do not use this image")
+            }
             var data = Data(count: size)
             let read = data.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, size) }
             guard read == size else { throw Self.failure(archive, url) }

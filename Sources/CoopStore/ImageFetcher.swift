@@ -83,6 +83,7 @@ public final class ImageFetcher: @unchecked Sendable {
         do {
             let entry = try download(build, of: remote, index: index, into: staging, options: options, sink: rootfsSink)
             let committed = try store.commit(staging, as: entry)
+            rmdir(staging.deletingLastPathComponent().path)  // .partial/, when nothing else waits there
             return FetchOutcome(entry: committed, downloaded: true, streamed: rootfsSink != nil)
         } catch {
             // A refused or failed download leaves the cache as it was. (A killed one leaves .partial/,

@@ -77,11 +77,37 @@ public final class ImageStore: Sendable {
             try Self.encode(entry), to: entry.folder.appendingPathComponent(Self.metadataName))
     }
 
-    /// Moves a finished, verified folder into place as the entry; replaces an older copy of the same build.
-    func commit(_ staged: URL, as entry: CacheEntry) throws -> CacheEntry {
-        try FileSystem.writeAtomically(try Self.encode(entry), to: staged.appendingPathComponent(Self.metadataName))
+    /// The folder of an entry, built from its names only once each passed `CacheNames`, and checked to
+    /// lie inside the cache (also through links on the way): nothing outside the cache is written or removed.
+    func checkedFolder(of entry: CacheEntry) throws -> URL {
+        let names = [entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build]
+        if let bad = names.first(where: { !CacheNames.isValid($0) }) {
+            throw CoopError(
+                .unsafeArchive, "image name '\(Console.escaped(bad))'",
+                cause: "is not a plain name (letters, digits and . _ - + : only, at most \(CacheNames.maximumLength))",
+                fix: "do not use this image: its names would place it outside its folder of the cache")
+        }
         let destination = folder(entry.reference, remote: entry.remote, build: entry.build)
         try FileSystem.createDirectory(destination.deletingLastPathComponent())
+        guard let realRoot = realpath(root.path, nil),
+            let realParent = realpath(destination.deletingLastPathComponent().path, nil)
+        else { throw CoopError.system("cache folder \(destination.path)") }
+        defer {
+            free(realRoot)
+            free(realParent)
+        }
+        guard String(cString: realParent).hasPrefix(String(cString: realRoot) + "/") else {
+            throw CoopError(
+                .io, "cache folder \(destination.path)", cause: "leads outside the cache \(root.path)",
+                fix: "remove the link inside the cache that leads elsewhere")
+        }
+        return destination
+    }
+
+    /// Moves a finished, verified folder into place as the entry; replaces an older copy of the same build.
+    func commit(_ staged: URL, as entry: CacheEntry) throws -> CacheEntry {
+        let destination = try checkedFolder(of: entry)
+        try FileSystem.writeAtomically(try Self.encode(entry), to: staged.appendingPathComponent(Self.metadataName))
         var replaced: URL?
         if FileSystem.exists(destination) {
             let trash = FileSystem.stagingURL(for: destination, tag: "old")
@@ -104,5 +130,23 @@ public final class ImageStore: Sendable {
         let trash = FileSystem.stagingURL(for: entry.folder, tag: "removing")
         try checkSystemCall(rename(entry.folder.path, trash.path), "remove \(entry.folder.path)")
         try FileManager.default.removeItem(at: trash)
+    }
+
+    /// What an entry takes on disk: allocated blocks of its folder and files, a file with several
+    /// names in it counted once.
+    public func diskUsage(_ entry: CacheEntry) -> Int64 {
+        var seen = Set<[UInt64]>()
+        var total: Int64 = 0
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: entry.folder.path)) ?? []).map {
+            entry.folder.appendingPathComponent($0).path
+        }
+        for path in [entry.folder.path] + names {
+            var info = stat()
+            guard lstat(path, &info) == 0, seen.insert([UInt64(info.st_dev), UInt64(info.st_ino)]).inserted else {
+                continue
+            }
+            total += Int64(info.st_blocks) * 512
+        }
+        return total
     }
 }

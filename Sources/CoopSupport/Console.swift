@@ -8,8 +8,9 @@ public enum Console {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
+    /// A warning; it often quotes names from images and indexes, so it is printed escaped.
     public static func warning(_ line: String) {
-        status("warning: " + line)
+        status("warning: " + escaped(line, keepNewlines: true))
     }
 }
 

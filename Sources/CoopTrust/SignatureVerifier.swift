@@ -95,6 +95,20 @@ public final class SignatureVerifier {
         }
     }
 
+    /// The primary fingerprints of the keys the key file holds: what a user compares before trusting it.
+    public func keyFingerprints() -> [String] {
+        guard gpgme_op_keylist_start(context, nil, 0) == 0 else { return [] }
+        defer { gpgme_op_keylist_end(context) }
+        var result: [String] = []
+        var key: gpgme_key_t?
+        while gpgme_op_keylist_next(context, &key) == 0, let found = key {
+            if let fingerprint = primaryFingerprint(found) { result.append(fingerprint) }
+            gpgme_key_unref(found)
+            key = nil
+        }
+        return result
+    }
+
     private func primaryFingerprint(_ key: gpgme_key_t) -> String? {
         key.pointee.subkeys?.pointee.fpr.map { String(cString: $0).uppercased() }
     }
