@@ -51,7 +51,7 @@ struct FetchCreateTests {
     }
 
     @Test(
-        "As root over http, fetch caches a verified build and create shifts ownership to 100000",
+        "As root over http, fetch caches a verified build and create shifts ownership into root's own range",
         .enabled(if: TestHost.ready(.root, .server, .fixtures)))
     func fetchAndCreateAsRoot() throws {
         let sandbox = try Sandbox(asUser: false)
@@ -71,8 +71,17 @@ struct FetchCreateTests {
         let created = try sandbox.run("create", "r1", Self.busybox)
         #expect(created.status == 0, "\(created)")
         let rootfs = sandbox.containers.appendingPathComponent("r1/rootfs")
-        #expect(ownerOf(rootfs.appendingPathComponent("bin/busybox"))?.uid == 100_000)
-        #expect(ownerOf(rootfs.appendingPathComponent("etc/shadow"))?.gid == 100_042)
+        // Root's range: the one coop reserves for it in /etc/subuid and /etc/subgid, which no user holds.
+        func rootStart(_ file: String) throws -> UInt32 {
+            let line = try #require(
+                try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("root:") }
+            )
+            return try #require(UInt32(line.split(separator: ":")[1]))
+        }
+        let (uidStart, gidStart) = (try rootStart("/etc/subuid"), try rootStart("/etc/subgid"))
+        #expect(uidStart >= 1_000_000, "LXD's reservation for root, or after every range")
+        #expect(ownerOf(rootfs.appendingPathComponent("bin/busybox"))?.uid == uidStart)
+        #expect(ownerOf(rootfs.appendingPathComponent("etc/shadow"))?.gid == gidStart + 42)
         let release = try String(contentsOf: rootfs.appendingPathComponent("etc/os-release"), encoding: .utf8)
         #expect(release.contains("ID=busybox"))
     }
