@@ -20,7 +20,12 @@ struct Check: ParsableCommand {
         var items: [Item] = []
         let isRoot = getuid() == 0
         if isRoot {
-            items.append(Item(name: "user", ok: true, detail: "root: ids shifted by \(IDMap.rootDefault.uidStart)"))
+            let own = SubordinateIDs.entries(in: "/etc/subuid").first { $0.owner == "root" || $0.owner == "0" }
+            items.append(
+                Item(
+                    name: "subordinate ids", ok: true,
+                    detail: own.map { "root's own range \($0.start)-\($0.end - 1)" }
+                        ?? "root has no range yet: coop reserves one no user holds on first use"))
         } else {
             do {
                 let map = try IDMap.forCurrentUser()
