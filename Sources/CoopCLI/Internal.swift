@@ -15,7 +15,11 @@ struct Extract: ParsableCommand {
         do {
             let decoded = try JSONDecoder().decode(ExtractionRequest.self, from: Data(request.utf8))
             var extractor = RootfsExtractor(request: decoded)
-            try extractor.extract(from: STDIN_FILENO)
+            if decoded.copyFrom != nil {
+                try extractor.copy()
+            } else {
+                try extractor.extract(from: STDIN_FILENO)
+            }
             print(extractor.skipped.joined(separator: "\n"))
         } catch let error as CoopError {
             FileHandle.standardError.write(try JSONEncoder().encode(error) + Data("\n".utf8))

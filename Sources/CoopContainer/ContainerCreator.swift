@@ -58,26 +58,35 @@ public final class ContainerCreator {
                 return started
             }
 
-            // Cold: the rootfs is decoded and unpacked while it downloads; the decoded tar is kept in the
-            // cache entry being staged, for the next create.
-            let outcome = try fetcher.fetch(image, options: options) { meta, stagedEntry in
-                let target = try startUnpacker(meta: meta, source: nil)
-                return try DecodingSink(unpacker: target, decodedCopy: stagedEntry.appendingPathComponent("rootfs.tar"))
+            // Cold: the rootfs is decoded and unpacked while it downloads, and nothing else is written.
+            let outcome = try fetcher.fetch(image, options: options) { meta, _ in
+                try DecodingSink(unpacker: try startUnpacker(meta: meta, source: nil))
             }
             let entry = outcome.entry
             cachedEntry = outcome.downloaded ? nil : entry
-            if !outcome.streamed {
-                // Warm: unpack from the cache, from the decoded tar where there is one.
-                if FileSystem.exists(entry.decodedRootfs) {
-                    _ = try startUnpacker(meta: entry.meta, source: entry.decodedRootfs)
-                } else {
-                    let target = try startUnpacker(meta: entry.meta, source: nil)
-                    let sink = try DecodingSink(unpacker: target, decodedCopy: entry.decodedRootfs)
-                    try sink.consume(file: entry.rootfsArchive)
-                    try sink.finish()
-                }
+            var skipped: [String]
+            if outcome.streamed {
+                skipped = try unpacker!.finish()
+            } else if makesBases {
+                // A base is unpacked from the verified image in the cache.
+                let target = try startUnpacker(meta: entry.meta, source: nil)
+                let sink = try DecodingSink(unpacker: target)
+                try sink.consume(file: entry.rootfsArchive)
+                try sink.finish()
+                skipped = try target.finish()
+            } else {
+                // Warm: a copy of the build's unpacked base, made from the image the first time.
+                let base = try self.base(of: entry, image: image, options: options)
+                let request = ExtractionRequest(
+                    destination: rootfs.path, shift: nil, idCount: containers.idMap.count,
+                    templates: entry.meta.templates,
+                    templateValues: [
+                        base.lastPathComponent: name, base.path: final.path,
+                        base.appendingPathComponent("rootfs").path: final.appendingPathComponent("rootfs").path,
+                    ], copyFrom: base.appendingPathComponent("rootfs").path)
+                try RootfsUnpacker.copy(request: request, idMap: containers.idMap, privileged: containers.privileged)
+                skipped = containers.record(base.lastPathComponent, in: base.deletingLastPathComponent())?.skipped ?? []
             }
-            let skipped = try unpacker!.finish()
 
             let config = ContainerConfig(
                 name: name, rootfs: final.appendingPathComponent("rootfs"), idMap: containers.idMap,
@@ -120,31 +129,14 @@ public final class ContainerCreator {
     }
 }
 
-/// xz in, plain tar out: to the extraction child, and to a decoded copy renamed into place when complete.
+/// xz in, plain tar out, to the extraction child.
 final class DecodingSink: ByteSink {
     private var decoder: XZDecoder!
     private let unpacker: RootfsUnpacker
-    private let decodedCopy: URL
-    private let temporary: URL
-    private let copyFD: Int32
 
-    init(unpacker: RootfsUnpacker, decodedCopy: URL) throws {
+    init(unpacker: RootfsUnpacker) throws {
         self.unpacker = unpacker
-        self.decodedCopy = decodedCopy
-        temporary = FileSystem.stagingURL(for: decodedCopy)
-        copyFD = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if copyFD < 0 { throw CoopError.system("write \(temporary.path)") }
-        let fd = copyFD
-        let path = temporary.path
-        decoder = try XZDecoder { bytes in
-            try unpacker.write(bytes)
-            try FileSystem.writeAll(fd, bytes, what: "write \(path)")
-        }
-    }
-
-    deinit {
-        close(copyFD)
-        unlink(temporary.path)
+        decoder = try XZDecoder { bytes in try unpacker.write(bytes) }
     }
 
     func consume(_ bytes: UnsafeRawBufferPointer) throws {
@@ -166,10 +158,9 @@ final class DecodingSink: ByteSink {
     }
 
     /// Ends the stream and waits for the unpack's verdict: an image the unpack refused fails here, before
-    /// the fetch commits it to the cache, and its decoded copy is not kept.
+    /// the fetch commits it to the cache.
     func finish() throws {
         try decoder.finish()
         try unpacker.finish()
-        try checkSystemCall(rename(temporary.path, decodedCopy.path), "keep \(decodedCopy.path)")
     }
 }

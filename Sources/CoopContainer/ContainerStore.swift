@@ -39,6 +39,10 @@ public final class ContainerStore: Sendable {
         return folder(name)
     }
 
+    func record(_ name: String, in root: URL) -> ContainerRecord? {
+        ContainerStore(root: root, idMap: idMap, privileged: privileged).record(name)
+    }
+
     public func record(_ name: String) -> ContainerRecord? {
         guard let data = try? Data(contentsOf: folder(name).appendingPathComponent("coop.json")) else { return nil }
         return try? JSONDecoder().decode(ContainerRecord.self, from: data)

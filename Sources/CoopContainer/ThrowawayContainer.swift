@@ -18,23 +18,9 @@ public struct ThrowawayContainer {
         image: ImageReference, creator: ContainerCreator, options: FetchOptions
     ) throws -> ThrowawayContainer {
         let containers = creator.containers
-        let bases = bases(of: containers)
         try containers.makeRoot()
-        try bases.makeRoot()
         let entry = try creator.fetcher.fetch(image, options: options).entry
-        let baseName = [entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build]
-            .joined(separator: "_").map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "-" }
-        let name = String(baseName.prefix(64))
-        if !bases.exists(name) {
-            var cached = options
-            cached.forceCache = true
-            do {
-                _ = try creator.sibling(in: bases).create(name: name, image: image, options: cached, quiet: true)
-            } catch let error as CoopError where error.code == .conflict && bases.exists(name) {
-                // Another run made it meanwhile.
-            }
-        }
-        let base = bases.folder(name)
+        let base = try creator.base(of: entry, image: image, options: options)
         let runName = "run-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
         let folder = containers.folder(runName)
         try FileSystem.createDirectory(folder.appendingPathComponent("rootfs"))
@@ -43,7 +29,7 @@ public struct ThrowawayContainer {
             // The base's config, pointed at the run's folder and name.
             var config = try String(contentsOf: base.appendingPathComponent("config"), encoding: .utf8)
             config = config.replacingOccurrences(of: base.path, with: folder.path)
-                .replacingOccurrences(of: "lxc.uts.name = \(name)", with: "lxc.uts.name = \(runName)")
+                .replacingOccurrences(of: "lxc.uts.name = \(base.lastPathComponent)", with: "lxc.uts.name = \(runName)")
             try FileSystem.writeAtomically(config, to: folder.appendingPathComponent("config"), durable: false)
         } catch {
             try? FileManager.default.removeItem(at: folder)
@@ -85,4 +71,27 @@ extension ContainerCreator {
     func sibling(in store: ContainerStore) -> ContainerCreator {
         ContainerCreator(fetcher: fetcher, containers: store)
     }
+
+    /// The base of a cached build: its image unpacked once (`.bases/` in the containers folder), for
+    /// `coop run` to lay its overlay on and for a warm `coop create` to copy. Made when missing.
+    func base(of entry: CacheEntry, image: ImageReference, options: FetchOptions) throws -> URL {
+        let bases = ThrowawayContainer.bases(of: containers)
+        try bases.makeRoot()
+        let baseName = [entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build]
+            .joined(separator: "_").map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "-" }
+        let name = String(String(baseName).prefix(64))
+        if !bases.exists(name) {
+            var cached = options
+            cached.forceCache = true
+            do {
+                _ = try sibling(in: bases).create(name: name, image: image, options: cached, quiet: true)
+            } catch let error as CoopError where error.code == .conflict && bases.exists(name) {
+                // Another command made it meanwhile.
+            }
+        }
+        return bases.folder(name)
+    }
+
+    /// Whether this creator makes bases (which are unpacked from the image, never copied).
+    var makesBases: Bool { containers.root.lastPathComponent == ".bases" }
 }

@@ -13,10 +13,13 @@ public struct ExtractionRequest: Codable, Sendable {
     /// Files in which `LXC_NAME` and friends are replaced after unpacking.
     public var templates: [String]
     public var templateValues: [String: String]
+    /// An unpacked tree of the same build to copy instead of reading a tar stream (a warm create). Its
+    /// templates were filled in for it: `templateValues` then maps its values to the new container's.
+    public var copyFrom: String?
 
     public init(
         destination: String, shift: IDMap?, idCount: UInt32, excludes: [String] = [], templates: [String] = [],
-        templateValues: [String: String] = [:]
+        templateValues: [String: String] = [:], copyFrom: String? = nil
     ) {
         self.destination = destination
         self.shift = shift
@@ -24,5 +27,6 @@ public struct ExtractionRequest: Codable, Sendable {
         self.excludes = excludes
         self.templates = templates
         self.templateValues = templateValues
+        self.copyFrom = copyFrom
     }
 }

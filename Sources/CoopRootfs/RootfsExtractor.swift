@@ -13,6 +13,28 @@ public struct RootfsExtractor {
 
     public init(request: ExtractionRequest) { self.request = request }
 
+    /// Copies the unpacked tree `request.copyFrom` to the destination, as it is (owners, modes, times,
+    /// extended attributes, hard links), then fills in the templates for the new container. The tree is
+    /// one coop unpacked itself from a verified image, checked as any unpack is.
+    public func copy() throws {
+        guard let source = request.copyFrom else { return }
+        if FileSystem.exists(URL(fileURLWithPath: request.destination)) {
+            throw CoopError(.conflict, "rootfs folder \(request.destination)", cause: "exists already")
+        }
+        let copying = try SpawnedProcess(
+            arguments: ["/bin/cp", "-a", "--reflink=auto", "--no-target-directory", source, request.destination],
+            idMap: nil)
+        let status = copying.wait()
+        guard status == 0 else {
+            throw CoopError(
+                .io, "copy of \(source)", cause: "cp ended with status \(status)",
+                fix: "check the free space where the containers are (df), or remove the unpacked bases with "
+                    + "'coop cache prune'")
+        }
+        try checkSystemCall(chdir(request.destination), "enter \(request.destination)")
+        try applyTemplates()
+    }
+
     /// Reads a tar stream (any compression libarchive knows) from `fd` into the destination.
     public mutating func extract(from fd: Int32) throws {
         let destination = request.destination
@@ -135,14 +157,17 @@ public struct RootfsExtractor {
 
     /// Replaces `LXC_NAME` and friends in the files the image names. A template reached through a symlink
     /// is skipped: it might point out of the rootfs.
-    private func applyTemplates() throws {
+    func applyTemplates() throws {
         for template in request.templates {
             let path = Self.normalize(template)
             guard !path.isEmpty, !path.split(separator: "/").contains(".."), !Self.crossesSymlink(path) else {
                 continue
             }
             guard var text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
-            for (key, value) in request.templateValues { text = text.replacingOccurrences(of: key, with: value) }
+            // Longest first: one value may hold another (a folder holds its name).
+            for (key, value) in request.templateValues.sorted(by: { $0.key.count > $1.key.count }) {
+                text = text.replacingOccurrences(of: key, with: value)
+            }
             var info = stat()
             guard lstat(path, &info) == 0 else { continue }
             let fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)

@@ -11,10 +11,15 @@ public final class RootfsUnpacker: @unchecked Sendable {
     private let errors: PipeReader
 
     /// Starts the extraction child. With `source`, the child reads that file itself and `write` is unused.
-    public init(request: ExtractionRequest, idMap: IDMap, privileged: Bool, source: URL? = nil) throws {
+    public init(request: ExtractionRequest, idMap: IDMap, privileged: Bool, source: URL? = nil, fd: Int32? = nil)
+        throws
+    {
         let json = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
         let stdinRead: Int32
-        if let source {
+        if let fd {
+            stdinRead = dup(fd)
+            input = -1
+        } else if let source {
             stdinRead = open(source.path, O_RDONLY | O_CLOEXEC)
             if stdinRead < 0 { throw CoopError.system("read \(source.path)") }
             input = -1
@@ -45,6 +50,14 @@ public final class RootfsUnpacker: @unchecked Sendable {
     }
 
     deinit { if input >= 0 { close(input) } }
+
+    /// Copies an unpacked tree (`request.copyFrom`) in the extraction child, as the container's root.
+    public static func copy(request: ExtractionRequest, idMap: IDMap, privileged: Bool) throws {
+        let nothing = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(nothing) }
+        let unpacker = try RootfsUnpacker(request: request, idMap: idMap, privileged: privileged, fd: nothing)
+        try unpacker.finish()
+    }
 
     /// Passes plain tar bytes on to the child; blocks while it is busy (back-pressure for the download).
     public func write(_ bytes: UnsafeRawBufferPointer) throws {

@@ -44,6 +44,4 @@ public struct CacheEntry: Codable, Sendable {
     }
 
     public var rootfsArchive: URL { folder.appendingPathComponent("rootfs.tar.xz") }
-    /// The decoded rootfs kept beside the archive so that later creates skip the xz pass.
-    public var decodedRootfs: URL { folder.appendingPathComponent("rootfs.tar") }
 }

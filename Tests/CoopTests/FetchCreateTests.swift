@@ -38,10 +38,26 @@ struct FetchCreateTests {
         #expect(config.contains("lxc.include = /usr/share/lxc/config/userns.conf"))
         #expect(!FileManager.default.fileExists(atPath: rootfs.appendingPathComponent("dev/null").path))
 
-        // Warm: the second container comes from the cache, without a download.
-        let warm = try sandbox.run("create", "c2", "t:debian/bookworm")
-        #expect(warm.status == 0, "\(warm)")
-        #expect(warm.stderr.contains("cached image"))
+        // Cold writes nothing but the container and the verified files: no decoded tar in the cache.
+        let cached = FileManager.default.enumerator(atPath: sandbox.cache.path)?.allObjects as? [String] ?? []
+        #expect(!cached.contains { $0.hasSuffix("/rootfs.tar") }, "\(cached)")
+        // Warm: the second and third containers come from the cache, without a download: copies of the
+        // build's unpacked base, each with its own name filled in, owned as the image says.
+        for name in ["c2", "c3"] {
+            let warm = try sandbox.run("create", name, "t:debian/bookworm")
+            #expect(warm.status == 0, "\(warm)")
+            #expect(warm.stderr.contains("cached image"))
+            let copy = sandbox.containers.appendingPathComponent("\(name)/rootfs")
+            let copied = try String(contentsOf: copy.appendingPathComponent("etc/hostname"), encoding: .utf8)
+            #expect(copied.trimmingCharacters(in: .whitespacesAndNewlines) == name)
+            #expect(ownerOf(copy)?.uid == user.subuid)
+            #expect(ownerOf(copy.appendingPathComponent("etc/shadow"))?.gid == user.subuid + 42)
+            let copiedConfig = try String(
+                contentsOf: sandbox.containers.appendingPathComponent("\(name)/config"), encoding: .utf8)
+            #expect(copiedConfig.contains("lxc.uts.name = \(name)"), "\(copiedConfig)")
+        }
+        let bases = try FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path + "/.bases")
+        #expect(bases.filter { !$0.hasPrefix(".") }.count == 1, "\(bases)")
 
         let destroyed = try sandbox.run("destroy", "c1")
         #expect(destroyed.status == 0, "\(destroyed)")

@@ -194,7 +194,7 @@ struct HostileImageTests {
     }
 
     @Test(
-        "cache list shows what an entry takes on disk, the decoded rootfs included",
+        "cache list shows what an entry takes on disk, a file with two names counted once",
         .enabled(if: TestHost.ready(.root, .server, .fixtures)))
     func cacheListDiskUsage() throws {
         let sandbox = try Sandbox(asUser: false)
@@ -203,11 +203,11 @@ struct HostileImageTests {
         let product = sandbox.cache.appendingPathComponent("t/busybox/1.36")
         let arch = try #require(try FileManager.default.contentsOfDirectory(atPath: product.path).first)
         let entry = product.appendingPathComponent("\(arch)/default/20251129_00:00")
-        // A second name of the decoded rootfs takes no more room.
+        // A second name of the rootfs takes no more room.
         #expect(
             link(
-                entry.appendingPathComponent("rootfs.tar").path, entry.appendingPathComponent("rootfs.tar.xz.link").path
-            ) == 0)
+                entry.appendingPathComponent("rootfs.tar.xz").path,
+                entry.appendingPathComponent("rootfs.tar.xz.link").path) == 0)
         let du = try shell("/usr/bin/du", "-s", "--block-size=1", entry.path)
         let bytes = try #require(Double(du.stdout.split(separator: "\t").first ?? ""))
         let list = try sandbox.run("cache", "list")
