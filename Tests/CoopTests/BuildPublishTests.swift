@@ -33,7 +33,7 @@ struct BuildPublishTests {
             let made = try Sandbox(asUser: true, "published")
             let result = try build(made)
             #expect(result.0.status == 0, "\(result.0)")
-            #expect(try made.run("key", "create", "tester").status == 0)
+            try made.expect(0, "key", "create", "tester")
             let tree = made.root.appendingPathComponent("www/tree")
             try FileManager.default.createDirectory(
                 at: tree.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -144,7 +144,7 @@ struct BuildPublishTests {
         let port = try #require(
             started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
         let key = sandbox.root.appendingPathComponent("published.asc")
-        #expect(try sandbox.run("key", "export", "--output", key.path).status == 0)
+        try sandbox.expect(0, "key", "export", "--output", key.path)
         let fingerprint =
             try sandbox.run("key", "export").stderr.split(separator: ";").last.map {
                 $0.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -214,7 +214,7 @@ struct BuildPublishTests {
         let small = try Sandbox(asUser: false)
         let mountPoint = small.root.appendingPathComponent("small")
         try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-        #expect(try shell("/bin/mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", mountPoint.path).status == 0)
+        try expectShell("/bin/mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", mountPoint.path)
         defer { _ = try? shell("/bin/umount", mountPoint.path) }
         let tree2 = mountPoint.appendingPathComponent("tree")
         // A tree that already serves something: a tiny build made by hand.
@@ -224,7 +224,7 @@ struct BuildPublishTests {
             try Data("x".utf8).write(to: tiny.appendingPathComponent(name))
         }
         _ = try shell("/bin/chmod", "-R", "a+rwX", small.root.path)
-        #expect(try sandbox.run("publish", tree2.path, tiny.path).status == 0)
+        try sandbox.expect(0, "publish", tree2.path, tiny.path)
         let before = try shell("/usr/bin/find", tree2.path, "-not", "-name", ".*").stdout
         let index = try Data(contentsOf: tree2.appendingPathComponent("meta/1.0/index-system"))
 
@@ -252,7 +252,7 @@ struct BuildPublishTests {
 
         let mountPoint = sandbox.root.appendingPathComponent("small")
         try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-        #expect(try shell("/bin/mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mountPoint.path).status == 0)
+        try expectShell("/bin/mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mountPoint.path)
         defer { _ = try? shell("/bin/umount", mountPoint.path) }
         let full = try sandbox.run("build", "debian", "bookworm", "--variant", "slim", "--output", mountPoint.path)
         #expect(full.status != 0, "\(full)")

@@ -153,9 +153,9 @@ struct FetchCreateTests {
         #expect(size >= 8_000_000, "the download did not get going")
         kill(running.pid, SIGKILL)
         let killed = running.wait()
-        #expect(killed.status != 0)
+        #expect(killed.status != 0, "\(killed)")
         let list = try sandbox.run("cache", "list", "--json")
-        #expect(list.status == 0)
+        #expect(list.status == 0, "\(list)")
         #expect(!list.stdout.contains("bookworm"), "a killed fetch left a cache entry")
 
         try sandbox.remote(site: "good")
@@ -207,8 +207,8 @@ struct FetchCreateTests {
         try sandbox.remotes([
             ("t", "lxc", "http://127.0.0.1:\(port)/good", TestHost.signerKey, TestHost.signerFingerprint)
         ])
-        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
-        #expect(try shell(serve, "stop", state.path).status == 0)
+        try sandbox.expect(0, "fetch", "t:busybox", "1.36")
+        try expectShell(serve, "stop", state.path)
 
         let offline = try sandbox.run("fetch", "t:busybox", "1.36", "--force-cache")
         #expect(offline.status == 0, "\(offline)")
@@ -228,7 +228,7 @@ struct FetchCreateTests {
     func expiryRefresh() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.remote()
-        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
+        try sandbox.expect(0, "fetch", "t:busybox", "1.36")
         let entry = sandbox.cache.appendingPathComponent("t/busybox/1.36/amd64/default/20251129_00:00/image.json")
         func expiry() throws -> Int {
             let object = try JSONSerialization.jsonObject(with: Data(contentsOf: entry)) as? [String: Any]
@@ -238,7 +238,7 @@ struct FetchCreateTests {
         // The fixture build expired long ago (its build date plus 30 days).
         #expect(try expiry() < now)
         let again = try sandbox.run("fetch", "t:busybox", "1.36")
-        #expect(again.status == 0)
+        #expect(again.status == 0, "\(again)")
         #expect(again.stderr.contains("cached t:busybox"))
         #expect(try expiry() >= now + 29 * 86_400)
 
@@ -252,7 +252,7 @@ struct FetchCreateTests {
     func exportImport() throws {
         let source = try Sandbox(asUser: false)
         try source.remote()
-        #expect(try source.run("fetch", "t:busybox", "1.36").status == 0)
+        try source.expect(0, "fetch", "t:busybox", "1.36")
         let archive = source.root.appendingPathComponent("images.tar")
         let exported = try source.run("cache", "export", archive.path)
         #expect(exported.status == 0, "\(exported)")
@@ -261,8 +261,9 @@ struct FetchCreateTests {
         try target.remote()
         let imported = try target.run("cache", "import", archive.path)
         #expect(imported.status == 0, "\(imported)")
-        #expect(try target.run("cache", "list").stdout.contains("busybox"))
-        #expect(try target.run("create", "i1", Self.busybox, "--force-cache").status == 0)
+        let cached = try target.expect(0, "cache", "list")
+        #expect(cached.stdout.contains("busybox"), "\(cached)")
+        try target.expect(0, "create", "i1", Self.busybox, "--force-cache")
 
         // Flip one byte inside the exported rootfs.tar.xz: the import must refuse and keep nothing.
         var data = try Data(contentsOf: archive)
@@ -299,7 +300,7 @@ struct FetchCreateTests {
         try around.remote(https: false)
         around.extraEnvironment["http_proxy"] = "http://127.0.0.1:\(proxy)"
         around.extraEnvironment["no_proxy"] = "127.0.0.1"
-        #expect(try around.run("fetch", "t:busybox", "1.36").status == 0)
+        try around.expect(0, "fetch", "t:busybox", "1.36")
         #expect(proxied() == afterProxy)
     }
 
@@ -309,7 +310,7 @@ struct FetchCreateTests {
     func prune() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.remote()
-        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
+        try sandbox.expect(0, "fetch", "t:busybox", "1.36")
         // An older build of the same image, as a previous fetch would have left it.
         let product = sandbox.cache.appendingPathComponent("t/busybox/1.36/amd64/default")
         _ = try shell(
@@ -319,7 +320,7 @@ struct FetchCreateTests {
         let pruned = try sandbox.run("cache", "prune")
         #expect(pruned.status == 0, "\(pruned)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: product.path) == ["20251129_00:00"])
-        #expect(try sandbox.run("cache", "prune", "--all").status == 0)
+        try sandbox.expect(0, "cache", "prune", "--all")
         #expect(!(try sandbox.run("cache", "list").stdout.contains("busybox")))
     }
 
@@ -329,16 +330,24 @@ struct FetchCreateTests {
     func nameConflicts() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.remote()
-        #expect(try sandbox.run("create", "n1", Self.busybox).status == 0)
+        try sandbox.expect(0, "create", "n1", Self.busybox)
         let again = try sandbox.run("create", "n1", Self.busybox)
-        #expect(again.status == 7)
+        #expect(again.status == 7, "\(again)")
         #expect(again.stderr.contains("already exists"))
         let bad = try sandbox.run("create", "../x", Self.busybox)
-        #expect(bad.status == 2)
+        #expect(bad.status == 2, "\(bad)")
     }
 }
 
 /// Runs a command as root and collects its output.
 func shell(_ arguments: String...) throws -> CoopResult {
     try RunningCoop(arguments).wait()
+}
+
+/// Runs a command as root and expects it to succeed; a failure shows the command and its output.
+@discardableResult
+func expectShell(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> CoopResult {
+    let result = try RunningCoop(arguments).wait()
+    #expect(result.status == 0, "\(arguments.joined(separator: " ")): \(result)", sourceLocation: sourceLocation)
+    return result
 }

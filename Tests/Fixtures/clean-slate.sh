@@ -20,7 +20,8 @@
 #
 # Usage: clean-slate.sh [--dry-run] [USER...]    (run as root)
 #   USER      more test users, besides coop-test and the users the tests
-#             make (coop-setup-test, coop-plain-test, coop-noids-test)
+#             make (coop-setup-test, coop-plain-test, coop-noids-test,
+#             coop-lxc-test)
 #   --dry-run only print what would be done
 set -euo pipefail
 
@@ -29,7 +30,7 @@ if [ "${1:-}" = --dry-run ]; then
     DRY=1
     shift
 fi
-mapfile -t USERS < <(printf '%s\n' coop-test coop-setup-test coop-plain-test coop-noids-test "$@" | sort -u)
+mapfile -t USERS < <(printf '%s\n' coop-test coop-setup-test coop-plain-test coop-noids-test coop-lxc-test "$@" | sort -u)
 CGROUP_ROOT=/sys/fs/cgroup
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(cd "$HERE/../.." && pwd)

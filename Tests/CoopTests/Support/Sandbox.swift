@@ -99,6 +99,19 @@ final class Sandbox: @unchecked Sendable {
         try start(arguments).wait()
     }
 
+    /// Runs coop with `arguments` and expects exit status `status`; a failure shows the command and its
+    /// stdout and stderr.
+    @discardableResult
+    func expect(_ status: Int32, _ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> CoopResult
+    {
+        let result = try start(arguments).wait()
+        #expect(
+            result.status == status, "coop \(arguments.joined(separator: " ")): \(result)",
+            sourceLocation: sourceLocation)
+        return result
+    }
+
     /// PID 1 of the running container `name`, as `coop start` recorded it in state.json.
     func initPID(_ name: String) throws -> Int32 {
         let state =
