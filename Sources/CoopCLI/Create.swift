@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoopContainer
 import CoopIndex
+import CoopRootfs
 import CoopRuntime
 import CoopSupport
 import Foundation
@@ -50,7 +51,10 @@ struct List: ParsableCommand {
     }
 
     func run() throws {
-        let store = try Environment().containers()
+        // Listing reads folders only: it needs neither the remotes nor a subordinate id range (the store's
+        // id map is used only to remove, which list never does).
+        let store = ContainerStore(
+            root: CoopPaths.current().containersDirectory, idMap: (try? IDMap.forCurrentUser()) ?? .rootDefault)
         // Containers that LXC made (a config, but no coop.json) are listed too, without an image.
         let rows = store.names().map { name -> Row in
             let record = store.record(name)

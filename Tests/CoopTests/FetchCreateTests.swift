@@ -337,6 +337,35 @@ struct FetchCreateTests {
         let bad = try sandbox.run("create", "../x", Self.busybox)
         #expect(bad.status == 2, "\(bad)")
     }
+
+    @Test(
+        "A bad line in images.index breaks only its remote, warned once; a user without subids can still list",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func badRemoteLineAndNoSubordinateIDs() throws {
+        let user = "coop-noids-test"
+        if getpwnam(user) == nil {
+            try expectShell("/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user)
+        }
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let kept = text.split(separator: "\n").filter { !$0.hasPrefix(user + ":") }.joined(separator: "\n") + "\n"
+            if kept != text { try kept.write(toFile: file, atomically: true, encoding: .utf8) }
+        }
+        let sandbox = try Sandbox(asUser: true, user: user)
+        try sandbox.remote()
+        let file = sandbox.config.appendingPathComponent("coop/images.index")
+        let text = try String(contentsOf: file, encoding: .utf8) + "broken;ftp;ftp://127.0.0.1/x;key.asc\n"
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        try sandbox.own()
+
+        try sandbox.expect(0, "list")
+        let images = try sandbox.expect(0, "images", "t:")
+        #expect(images.stdout.contains("busybox"), "\(images)")
+        let warnings = images.stderr.split(separator: "\n").filter { $0.contains("\(file.path) line 2") }
+        #expect(warnings.count == 1 && images.stderr.contains("unknown protocol 'ftp'"), "\(images)")
+        let broken = try sandbox.expect(2, "images", "broken:")
+        #expect(broken.stderr.contains("remote 'broken'") && broken.stderr.contains("line 2"), "\(broken)")
+    }
 }
 
 /// Runs a command as root and collects its output.

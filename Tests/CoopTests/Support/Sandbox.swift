@@ -30,7 +30,7 @@ final class Sandbox: @unchecked Sendable {
     /// Gives the sandbox to the test user (or leaves it to root).
     func own() throws {
         guard asUser else { return }
-        let user = try TestHost.user(userName)
+        let user = try TestHost.account(userName)
         let walker = FileManager.default.enumerator(atPath: root.path)
         chown(root.path, user.uid, user.gid)
         while let relative = walker?.nextObject() as? String {
@@ -88,7 +88,7 @@ final class Sandbox: @unchecked Sendable {
         command += [TestHost.binary.path] + arguments
         if asUser {
             // setpriv execs: the pid it gets is coop's own, so a test can kill it.
-            let user = try TestHost.user(userName)
+            let user = try TestHost.account(userName)
             command = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups"] + command
         }
         return command

@@ -76,6 +76,12 @@ enum TestHost {
 
     static var guestsKey: URL { fixtures.appendingPathComponent("keys/guests.asc") }
 
+    /// The user's uid and gid (it may have no subordinate ids).
+    static func account(_ userName: String = userName) throws -> (uid: uid_t, gid: gid_t) {
+        let entry = try #require(getpwnam(userName), "no user \(userName): run the tests with 'make test'")
+        return (entry.pointee.pw_uid, entry.pointee.pw_gid)
+    }
+
     /// The user's uid, gid and first subordinate uid.
     static func user(_ userName: String = userName) throws -> (uid: uid_t, gid: gid_t, subuid: UInt32) {
         let entry = try #require(getpwnam(userName), "no user \(userName): run the tests with 'make test'")
