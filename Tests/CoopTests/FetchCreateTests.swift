@@ -366,6 +366,46 @@ struct FetchCreateTests {
         let broken = try sandbox.expect(2, "images", "broken:")
         #expect(broken.stderr.contains("remote 'broken'") && broken.stderr.contains("line 2"), "\(broken)")
     }
+
+    @Test(
+        "A connect timeout says what it is (host, seconds) and names COOP_CONNECT_TIMEOUT",
+        .enabled(if: TestHost.ready(.root, .fixtures)))
+    func connectTimeout() throws {
+        // A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it times out,
+        // on loopback.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        try #require(bound, "loopback listener: \(String(cString: strerror(errno)))")
+        var clients: [Int32] = []
+        defer { clients.forEach { close($0) } }
+        for _ in 0..<4 {
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            clients.append(client)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) }
+            }
+        }
+        usleep(300_000)
+        let port = UInt16(bigEndian: address.sin_port)
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remotes([
+            ("t", "lxc", "http://127.0.0.1:\(port)/good", TestHost.signerKey, TestHost.signerFingerprint)
+        ])
+        sandbox.extraEnvironment["COOP_CONNECT_TIMEOUT"] = "1"
+        let fetched = try sandbox.expect(4, "fetch", "t:busybox", "1.36")
+        #expect(
+            fetched.stderr.contains("connect timeout: 127.0.0.1 did not accept a connection within 1 s")
+                && fetched.stderr.contains("COOP_CONNECT_TIMEOUT"), "\(fetched)")
+    }
 }
 
 /// Runs a command as root and collects its output.
