@@ -21,7 +21,12 @@ struct Create: ParsableCommand {
         let environment = try Environment(timeout: options.timeout)
         let creator = ContainerCreator(fetcher: environment.fetcher, containers: try environment.containers())
         let started = Date()
-        let created = try creator.create(name: name, image: reference, options: options.fetchOptions)
+        let created: ContainerCreator.Created
+        do {
+            created = try creator.create(name: name, image: reference, options: options.fetchOptions)
+        } catch let error as CoopError {
+            throw environment.explainingUnreachable(error, remote: reference.remote)
+        }
         let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
         Console.status(
             "created \(name) from \(created.record.image) build \(created.record.build)"

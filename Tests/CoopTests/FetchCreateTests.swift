@@ -406,6 +406,40 @@ struct FetchCreateTests {
             fetched.stderr.contains("connect timeout: 127.0.0.1 did not accept a connection within 1 s")
                 && fetched.stderr.contains("COOP_CONNECT_TIMEOUT"), "\(fetched)")
     }
+
+    @Test(
+        "fetch of a release the remote lacks names its releases and coop build; of an arch it lacks, its arches",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func fetchMissingRelease() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        let wheezy = try sandbox.expect(3, "fetch", "t:debian", "wheezy", "amd64")
+        #expect(
+            wheezy.stderr.contains("has no debian wheezy") && wheezy.stderr.contains("bookworm")
+                && wheezy.stderr.contains("coop build debian wheezy"), "\(wheezy)")
+        let arch = try sandbox.expect(3, "fetch", "t:debian", "bookworm", "s390x")
+        #expect(arch.stderr.contains("\(TestHost.arch)/default"), "\(arch)")
+    }
+
+    @Test(
+        "fetch from an unreachable default remote says so and names --force-cache, the cached images, other remotes",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func fetchUnreachableDefault() throws {
+        let sandbox = try Sandbox(asUser: false)
+        let server = try TestHost.server()
+        let good = "http://127.0.0.1:\(server.http)/good"
+        try sandbox.remotes([("images", "lxc", good, TestHost.signerKey, TestHost.signerFingerprint)])
+        try sandbox.expect(0, "fetch", "busybox", "1.36")
+        // Port 1 on loopback: nothing listens there.
+        try sandbox.remotes([
+            ("images", "lxc", "http://127.0.0.1:1/good", TestHost.signerKey, TestHost.signerFingerprint),
+            ("t", "lxc", good, TestHost.signerKey, TestHost.signerFingerprint),
+        ])
+        let failed = try sandbox.expect(4, "fetch", "debian", "wheezy", "amd64")
+        for part in ["remote 'images'", "cannot be reached", "--force-cache", "busybox/1.36/", "other remotes: t"] {
+            #expect(failed.stderr.contains(part), "\(part): \(failed)")
+        }
+    }
 }
 
 /// Runs a command as root and collects its output.
