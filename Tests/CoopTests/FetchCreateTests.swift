@@ -440,6 +440,24 @@ struct FetchCreateTests {
             #expect(failed.stderr.contains(part), "\(part): \(failed)")
         }
     }
+
+    @Test(
+        "A full disk during unpack names the cause and the fix (no space left; COOP_CONTAINERS elsewhere)",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func unpackDiskFull() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        // The containers folder on a 20 MB tmpfs: bookworm does not fit.
+        try FileManager.default.createDirectory(at: sandbox.containers, withIntermediateDirectories: true)
+        try expectShell("/bin/mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", sandbox.containers.path)
+        defer { _ = try? shell("/bin/umount", sandbox.containers.path) }
+        let full = try sandbox.expect(9, "create", "full", "t:debian/bookworm")
+        #expect(
+            full.stderr.contains("no space left on device (\(sandbox.containers.path))")
+                && full.stderr.contains("COOP_CONTAINERS"), "\(full)")
+        #expect(!full.stderr.contains("Write failed"), "\(full)")
+        #expect(sandbox.listing(sandbox.containers).isEmpty, "nothing of the container is left")
+    }
 }
 
 /// Runs a command as root and collects its output.
