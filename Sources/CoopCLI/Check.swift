@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoopBuild
 import CoopRootfs
 import CoopRuntime
 import CoopSupport
@@ -82,6 +83,17 @@ struct Check: ParsableCommand {
                     ? "a container's init gets a cgroup of its own"
                     : "init gets no writable cgroup: systemd cannot boot",
                 fix: "as root, run 'coop setup-host --user \(user)'"))
+        // Read to the end: String(contentsOfFile:) stops after the first page of a /proc file.
+        let maps = String(
+            decoding: FileHandle(forReadingAtPath: "/proc/self/maps").flatMap { try? $0.readToEnd() } ?? Data(),
+            as: UTF8.self)
+        let cmdline = (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? ""
+        let vsyscall = DebianRelease.vsyscall(
+            maps: maps, cmdline: cmdline.trimmingCharacters(in: .whitespacesAndNewlines))
+        items.append(
+            Item(
+                name: "vsyscall (old userlands)", ok: vsyscall.present, detail: vsyscall.detail,
+                fix: "boot the kernel with vsyscall=emulate (or xonly) to run wheezy and older"))
         for tool in ["/usr/bin/mmdebstrap", "/usr/bin/gpgconf"] {
             let present = FileManager.default.isExecutableFile(atPath: tool)
             items.append(

@@ -1,3 +1,4 @@
+import CoopBuild
 import Foundation
 import Testing
 
@@ -236,14 +237,63 @@ struct BuildPublishTests {
     }
 
     @Test(
+        "build --dry-run prints the plan for an archived release: the archive, its retired keys, an expired Release",
+        arguments: ["wheezy", "jessie", "stretch", "buster"])
+    func archivedPlan(_ release: String) throws {
+        let sandbox = try Sandbox(asUser: false)
+        let plan = try sandbox.expect(0, "build", "debian", release, "--dry-run")
+        let command = try #require(plan.stdout.split(separator: "\n").first { $0.hasPrefix("/usr/bin/mmdebstrap ") })
+        for part in [
+            "--keyring=/usr/share/keyrings/debian-archive-removed-keys.gpg", "Acquire::Check-Valid-Until",
+            " \(release) ROOTFS.tar \(DebianRelease.archiveMirror) ",
+            "'deb \(DebianRelease.archiveMirror)-security \(release)/updates main'",
+        ] {
+            #expect(command.contains(part), "\(part): \(plan)")
+        }
+        #expect(sandbox.listing(sandbox.root).allSatisfy { !$0.contains("debian/\(release)") }, "nothing is built")
+    }
+
+    @Test("check says whether the kernel has the vsyscall page old userlands (wheezy) need")
+    func checkVsyscall() throws {
+        let sandbox = try Sandbox(asUser: false)
+        let check = try sandbox.expect(0, "check")
+        let line = try #require(check.stdout.split(separator: "\n").first { $0.contains("vsyscall") }, "\(check)")
+        let maps = try shell("/bin/cat", "/proc/self/maps").stdout
+        #expect(line.hasPrefix(maps.contains("[vsyscall]") ? "ok " : "gap "), "\(check)")
+    }
+
+    @Test(
+        "bullseye builds end to end from the mirror (as root)", .enabled(if: TestHost.ready(.root)),
+        .timeLimit(.minutes(20)))
+    func bullseyeBuild() throws {
+        let sandbox = try Sandbox(asUser: false)
+        sandbox.extraEnvironment["COOP_BUILDS"] = sandbox.root.appendingPathComponent("builds").path
+        var built = try sandbox.run("build", "debian", "bullseye", "--variant", "slim")
+        if built.status == 4 || built.status == 10 {
+            // The mirror is the one part of this test outside the machine: one more try when it hiccups.
+            built = try sandbox.run("build", "debian", "bullseye", "--variant", "slim")
+        }
+        #expect(built.status == 0, "\(built)")
+        let folder = URL(fileURLWithPath: built.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let release = try expectShell(
+            "/usr/bin/tar", "-xOJf", folder.appendingPathComponent("rootfs.tar.xz").path, "./etc/os-release")
+        #expect(release.stdout.contains("VERSION_CODENAME=bullseye"), "\(release)")
+    }
+
+    @Test(
         "Builder refusals: an unknown release, an unreachable mirror, a full disk",
         .enabled(if: TestHost.ready(.root)), .timeLimit(.minutes(10)))
     func builderRefusals() throws {
         let sandbox = try Sandbox(asUser: false)
         sandbox.extraEnvironment["COOP_BUILDS"] = sandbox.root.appendingPathComponent("builds").path
-        let unknown = try sandbox.run("build", "debian", "jessie")
-        #expect(unknown.status == 2, "\(unknown)")
-        #expect(unknown.stderr.contains("bullseye, bookworm, trixie, sid"))
+        let unknown = try sandbox.expect(2, "build", "debian", "hamm")
+        #expect(
+            unknown.stderr.contains("wheezy, jessie, stretch, buster, bullseye, bookworm, trixie, sid"), "\(unknown)")
+
+        // An archived release with a dead mirror on loopback fails on the network, not on its name.
+        let archived = try sandbox.expect(4, "build", "debian", "wheezy", "--mirror", "http://127.0.0.1:1/debian")
+        #expect(archived.stderr.contains("mirror http://127.0.0.1:1/debian: cannot be reached"), "\(archived)")
+        #expect(!archived.stderr.contains("release 'wheezy'"), "\(archived)")
 
         let unreachable = try sandbox.run("build", "debian", "bookworm", "--mirror", "http://127.0.0.1:9/debian")
         #expect(unreachable.status == 4, "\(unreachable)")
