@@ -64,6 +64,10 @@ struct Check: ParsableCommand {
                 name: "cgroups", ok: true,
                 detail: unified ? "cgroup v2" : hybrid ? "cgroup v1 with a cgroup2 mount (hybrid)" : "cgroup v1"))
         let user = CoopPaths.userName
+        let delegateFix =
+            isRoot
+            ? "mount the missing cgroup controllers under /sys/fs/cgroup"
+            : "as root, run 'coop setup-host --user \(user)'"
         let hierarchies = CgroupHierarchy.onHost()
         let delegated = hierarchies.filter { ContainerCgroups.usable($0, user: user, uid: getuid()) }
         let controllers = Set(delegated.flatMap(\.controllers))
@@ -74,7 +78,7 @@ struct Check: ParsableCommand {
                 detail: missing.isEmpty
                     ? "memory, pids and cpu limits hold (coop/\(user) delegated)"
                     : "no delegated cgroup for \(missing.joined(separator: ", ")): such limits are not applied",
-                fix: "as root, run 'coop setup-host --user \(user)'"))
+                fix: delegateFix))
         let systemdCgroup = delegated.contains { $0.options.contains("name=systemd") || $0.folder == "." }
         items.append(
             Item(
@@ -82,7 +86,7 @@ struct Check: ParsableCommand {
                 detail: systemdCgroup
                     ? "a container's init gets a cgroup of its own"
                     : "init gets no writable cgroup: systemd cannot boot",
-                fix: "as root, run 'coop setup-host --user \(user)'"))
+                fix: delegateFix))
         // Read to the end: String(contentsOfFile:) stops after the first page of a /proc file.
         let maps = String(
             decoding: FileHandle(forReadingAtPath: "/proc/self/maps").flatMap { try? $0.readToEnd() } ?? Data(),

@@ -41,13 +41,13 @@ struct FetchCreateTests {
         // Warm: the second container comes from the cache, without a download.
         let warm = try sandbox.run("create", "c2", "t:debian/bookworm")
         #expect(warm.status == 0, "\(warm)")
-        #expect(warm.stderr.contains("cached image"))
+        #expect(warm.stderr.contains("cached image"), "\(warm)")
 
         let destroyed = try sandbox.run("destroy", "c1")
         #expect(destroyed.status == 0, "\(destroyed)")
         #expect(!FileManager.default.fileExists(atPath: sandbox.containers.appendingPathComponent("c1").path))
         let list = try sandbox.run("list")
-        #expect(list.stdout.contains("c2") && !list.stdout.contains("c1 "))
+        #expect(list.stdout.contains("c2") && !list.stdout.contains("c1 "), "\(list)")
     }
 
     @Test(
@@ -58,7 +58,7 @@ struct FetchCreateTests {
         try sandbox.remote(https: false)
         let fetched = try sandbox.run("fetch", "t:busybox", "1.36", "amd64")
         #expect(fetched.status == 0, "\(fetched)")
-        #expect(fetched.stderr.contains("verified against \(TestHost.signerFingerprint)"))
+        #expect(fetched.stderr.contains("verified against \(TestHost.signerFingerprint)"), "\(fetched)")
         let entry = URL(fileURLWithPath: fetched.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         for name in [
             "rootfs.tar.xz", "rootfs.tar.xz.asc", "meta.tar.xz", "meta.tar.xz.asc", "SHA256SUMS", "image.json",
@@ -66,7 +66,7 @@ struct FetchCreateTests {
             #expect(FileManager.default.fileExists(atPath: entry.appendingPathComponent(name).path), "\(name)")
         }
         let list = try sandbox.run("cache", "list", "--json")
-        #expect(list.stdout.contains("\"build\" : \"20251129_00:00\""))
+        #expect(list.stdout.contains("\"build\" : \"20251129_00:00\""), "\(list)")
 
         let created = try sandbox.run("create", "r1", Self.busybox)
         #expect(created.status == 0, "\(created)")
@@ -129,8 +129,8 @@ struct FetchCreateTests {
         try sandbox.remote(site: "nosig")
         let result = try sandbox.run("fetch", "t:busybox", "1.36", "--no-verify")
         #expect(result.status == 0, "\(result)")
-        #expect(result.stderr.contains("warning: not verifying"))
-        #expect(result.stderr.contains("NOT verified"))
+        #expect(result.stderr.contains("warning: not verifying"), "\(result)")
+        #expect(result.stderr.contains("NOT verified"), "\(result)")
     }
 
     @Test(
@@ -216,10 +216,10 @@ struct FetchCreateTests {
         #expect(created.status == 0, "\(created)")
         let fallback = try sandbox.run("fetch", "t:busybox", "1.36")
         #expect(fallback.status == 0, "\(fallback)")
-        #expect(fallback.stderr.contains("using the cached build"))
+        #expect(fallback.stderr.contains("using the cached build"), "\(fallback)")
         let missing = try sandbox.run("fetch", "t:debian", "trixie", "--force-cache")
         #expect(missing.status == 3, "\(missing)")
-        #expect(missing.stderr.contains("is not in the cache"))
+        #expect(missing.stderr.contains("is not in the cache"), "\(missing)")
     }
 
     @Test(
@@ -239,7 +239,7 @@ struct FetchCreateTests {
         #expect(try expiry() < now)
         let again = try sandbox.run("fetch", "t:busybox", "1.36")
         #expect(again.status == 0, "\(again)")
-        #expect(again.stderr.contains("cached t:busybox"))
+        #expect(again.stderr.contains("cached t:busybox"), "\(again)")
         #expect(try expiry() >= now + 29 * 86_400)
 
         let flushed = try sandbox.run("fetch", "t:busybox", "1.36", "--flush-cache")
@@ -333,7 +333,7 @@ struct FetchCreateTests {
         try sandbox.expect(0, "create", "n1", Self.busybox)
         let again = try sandbox.run("create", "n1", Self.busybox)
         #expect(again.status == 7, "\(again)")
-        #expect(again.stderr.contains("already exists"))
+        #expect(again.stderr.contains("already exists"), "\(again)")
         let bad = try sandbox.run("create", "../x", Self.busybox)
         #expect(bad.status == 2, "\(bad)")
     }

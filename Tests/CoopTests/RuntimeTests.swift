@@ -58,7 +58,7 @@ struct RuntimeTests {
         #expect(destroyRunning.status == 7, "\(destroyRunning)")
         let again = try sandbox.run("start", "b2")
         #expect(again.status == 7, "\(again)")
-        #expect(again.stderr.contains("already running"))
+        #expect(again.stderr.contains("already running"), "\(again)")
         // Two starts racing for one stopped container: one wins, the other is told it runs.
         try sandbox.expect(0, "stop", "b2", "--timeout", "5")
         let racing = [try sandbox.start(["start", "b2"]), try sandbox.start(["start", "b2"])].map { $0.wait() }
@@ -78,7 +78,7 @@ struct RuntimeTests {
         #expect(listedStopped.stdout.contains("b2    stopped"), "\(listedStopped)")
         let notRunning = try sandbox.run("exec", "b2", "--", "true")
         #expect(notRunning.status == 7, "\(notRunning)")
-        #expect(notRunning.stderr.contains("is not running"))
+        #expect(notRunning.stderr.contains("is not running"), "\(notRunning)")
     }
 
     @Test(
@@ -125,7 +125,7 @@ struct RuntimeTests {
         let result = try sandbox.run(
             "run", "t:debian/bookworm", "--", "/bin/sh", "-c", "grep CODENAME /etc/os-release; exit 4")
         #expect(result.status == 4, "\(result)")
-        #expect(result.stdout.contains("VERSION_CODENAME=bookworm"))
+        #expect(result.stdout.contains("VERSION_CODENAME=bookworm"), "\(result)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path)) ?? []
         #expect(left.filter { !$0.hasPrefix(".") }.isEmpty, "\(left)")
         // The image was unpacked once, as a base that later runs share; a run's changes die with it.
@@ -151,7 +151,7 @@ struct RuntimeTests {
         let result = try sandbox.run("check")
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("ok   subordinate ids: uids \(user.subuid)+"), "\(result)")
-        #expect(result.stdout.contains("ok   newuidmap: setuid root"))
+        #expect(result.stdout.contains("ok   newuidmap: setuid root"), "\(result)")
         for line in result.stdout.split(separator: "\n") where line.hasPrefix("gap") {
             let next = result.stdout.components(separatedBy: String(line) + "\n").last ?? ""
             #expect(next.hasPrefix("      fix: "), "a gap without a fix: \(line)")
