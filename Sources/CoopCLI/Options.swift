@@ -61,7 +61,10 @@ struct Environment {
             }
         ).sorted()
         let others = catalog.remotes.map(\.name).filter { $0 != remote.name }
-        var fix = "check the network and proxy variables, and try again; --force-cache uses the cache only, "
+        // The download's own fix (e.g. the setting of a timeout) first, then what works without the remote.
+        var fix =
+            (error.fix ?? "check the network and proxy variables, and try again")
+            + "; --force-cache uses the cache only, "
         fix +=
             cached.isEmpty
             ? "which holds nothing of '\(remote.name)'" : "which holds \(cached.joined(separator: ", "))"
