@@ -35,7 +35,11 @@ fixtures: deps build
 demo: deps release
 	Tests/demo.sh $(TEST_USER)
 
-test: deps build fixtures lint
+# First the traces of earlier runs go (Tests/Fixtures/clean-slate.sh; the fixtures stay), so that every run
+# sees what a fresh machine sees.
+test:
+	Tests/Fixtures/clean-slate.sh $(TEST_USER)
+	$(MAKE) deps build fixtures lint
 	Tests/run-tests.sh $(FIXTURES) $(TEST_USER)
 
 lint:

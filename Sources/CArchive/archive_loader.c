@@ -91,6 +91,12 @@ const char *archive_error_string(struct archive *a) {
     return function(a);
 }
 
+int archive_errno(struct archive *a) {
+    static int (*function)(struct archive *a);
+    if (function == NULL) function = (int (*)(struct archive *a))resolve("archive_errno");
+    return function(a);
+}
+
 struct archive *archive_write_new(void) {
     static struct archive *(*function)(void);
     if (function == NULL) function = (struct archive *(*)(void))resolve("archive_write_new");

@@ -10,7 +10,10 @@ public struct ImageBuilder {
         public var release: String
         public var arch: String
         public var variant: BuildVariant
-        public var mirror: String
+        /// nil: the normal mirror, or the Debian archive for an archived release (`BuildPlan`).
+        public var mirror: String?
+        /// Archived releases: add the security suite beside the mirror.
+        public var withSecurity = true
         public var include: [String]
         public var output: URL
         /// Fixes every timestamp and the build id, for reproducible images.
@@ -19,7 +22,7 @@ public struct ImageBuilder {
         public var zstd = false
 
         public init(
-            release: String, arch: String, variant: BuildVariant, mirror: String, include: [String], output: URL,
+            release: String, arch: String, variant: BuildVariant, mirror: String?, include: [String], output: URL,
             sourceDateEpoch: Int?
         ) {
             self.release = release
@@ -44,8 +47,15 @@ public struct ImageBuilder {
 
     public init(request: Request) { self.request = request }
 
+    /// The sources, keyrings and apt options this build hands to mmdebstrap.
+    public func plan() throws -> BuildPlan {
+        try BuildPlan(release: request.release, mirror: request.mirror, withSecurity: request.withSecurity)
+    }
+
     public func run() throws -> Result {
-        try DebianRelease.check(request.release)
+        let plan = try plan()
+        try plan.checkHost()
+        for note in plan.notes { Console.status(note) }
         guard ImageReference.isSafeComponent(request.arch) else {
             throw CoopError(.usage, "architecture '\(request.arch)'", cause: "is not a valid name")
         }
@@ -78,8 +88,9 @@ public struct ImageBuilder {
                 return value
             }
             let tar = staging.appendingPathComponent("rootfs.tar")
-            try step("mmdebstrap \(request.release) (\(request.variant.rawValue)) from \(request.mirror)") {
-                try bootstrap(into: tar, epoch: epoch, log: staging.appendingPathComponent("mmdebstrap.log"))
+            try step("mmdebstrap \(request.release) (\(request.variant.rawValue)) from \(plan.mirror)") {
+                try bootstrap(
+                    plan, into: tar, epoch: epoch, log: staging.appendingPathComponent("mmdebstrap.log"))
             }
             let survey = try step("survey of the rootfs") { try TarSurvey(tar) }
             try step("xz, \(XZCompressor.blockSize >> 20) MiB blocks on every core") {
@@ -109,13 +120,14 @@ public struct ImageBuilder {
         }
     }
 
-    private func bootstrap(into tar: URL, epoch: Int, log: URL) throws {
+    /// The mmdebstrap command line that writes the rootfs as a tar to `tar`.
+    public func command(_ plan: BuildPlan, tar: String) -> [String] {
         let mode = getuid() == 0 ? "root" : "unshare"
         var arguments = [
             "/usr/bin/mmdebstrap", "--mode=\(mode)", "--variant=minbase", "--format=tar",
             "--include=" + (request.variant.packages + request.include).joined(separator: ","),
         ]
-        arguments += DebianRelease.aptOptions(request.release).map { "--aptopt=" + $0 }
+        arguments += plan.options
         arguments += request.variant.dpkgOptions.map { "--dpkgopt=" + $0 }
         // Prepared as distrobuilder does: names templated, nothing of the build host left behind.
         arguments += [
@@ -124,8 +136,13 @@ public struct ImageBuilder {
             #"--customize-hook=: > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id""#,
             #"--customize-hook=rm -f "$1/etc/resolv.conf"; : > "$1/etc/resolv.conf""#,
             #"--customize-hook=rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap" "$1/var/cache/apt/"*.bin; rm -rf "$1/var/lib/apt/lists/"*"#,
-            request.release, tar.path, request.mirror,
+            request.release, tar,
         ]
+        return arguments + plan.sources
+    }
+
+    private func bootstrap(_ plan: BuildPlan, into tar: URL, epoch: Int, log: URL) throws {
+        let arguments = command(plan, tar: tar.path)
         var environment = ProcessInfo.processInfo.environment
         environment["SOURCE_DATE_EPOCH"] = String(epoch)
         let logFD = open(log.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -143,7 +160,7 @@ public struct ImageBuilder {
         let status = process.wait()
         guard status == 0 else {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            throw Self.classify(text, status: status, release: request.release, mirror: request.mirror)
+            throw Self.classify(text, status: status, release: request.release, mirror: plan.mirror)
         }
     }
 
@@ -155,6 +172,13 @@ public struct ImageBuilder {
             return CoopError(
                 .io, "build of \(release)", cause: "the disk is full:\n    \(tail)",
                 fix: "free some disk space, or build elsewhere with --output (and TMPDIR)")
+        }
+        if let suite = DebianRelease.securitySuite(release), lower.contains(suite),
+            lower.contains("release file") || lower.contains("404")
+        {
+            return CoopError(
+                .notFound, "security suite \(suite)", cause: "is not on the mirror's debian-security:\n    \(tail)",
+                fix: "build without it: coop build debian \(release) --no-security")
         }
         if lower.contains("could not connect") || lower.contains("connection refused")
             || lower.contains("failed to fetch")

@@ -11,19 +11,24 @@ struct Build: ParsableCommand {
         abstract: "Build an image from the Debian mirror with mmdebstrap.",
         discussion: """
             As root mmdebstrap runs in root mode, as an ordinary user with --mode=unshare. With the same mirror
-            state and SOURCE_DATE_EPOCH, two builds give byte-identical rootfs.tar.xz files.
+            state and SOURCE_DATE_EPOCH, two builds give byte-identical rootfs.tar.xz files. Archived releases
+            (wheezy, jessie, stretch, buster) come from the Debian archive, signed by retired keys.
             """)
 
     @Argument(help: "The distribution: debian.")
     var distro: String
-    @Argument(help: "The release: bullseye, bookworm, trixie or sid.")
+    @Argument(help: "The release: bullseye, bookworm, trixie, sid, or archived: wheezy, jessie, stretch, buster.")
     var release: String
     @Argument(help: "The architecture (this machine's).")
     var arch: String?
     @Option(name: .long, help: "default (minbase with an init) or slim (without docs, man pages, locales).")
     var variant: String = "default"
-    @Option(name: .long, help: "The Debian mirror.")
-    var mirror = "http://deb.debian.org/debian"
+    @Option(name: .long, help: "The Debian mirror (default: deb.debian.org, archive.debian.org for archived releases).")
+    var mirror: String?
+    @Flag(name: .long, help: "Archived releases: leave out the security suite (RELEASE/updates).")
+    var noSecurity = false
+    @Flag(name: .long, help: "Print the plan and the mmdebstrap command, and build nothing.")
+    var dryRun = false
     @Option(name: .long, help: "More packages, comma-separated.")
     var include: String?
     @Option(name: .long, help: "Where builds go (default: ~/.local/share/coop/builds).")
@@ -45,12 +50,28 @@ struct Build: ParsableCommand {
             mirror: mirror, include: include.map { $0.split(separator: ",").map(String.init) } ?? [],
             output: output.map { URL(fileURLWithPath: $0) } ?? paths.buildsDirectory, sourceDateEpoch: epoch)
         request.zstd = compression == "zstd"
-        let result = try ImageBuilder(request: request).run()
+        request.withSecurity = !noSecurity
+        let builder = ImageBuilder(request: request)
+        if dryRun {
+            let plan = try builder.plan()
+            for note in plan.notes { print("# " + note) }
+            print(builder.command(plan, tar: "ROOTFS.tar").map(Self.quoted).joined(separator: " "))
+            return
+        }
+        let result = try builder.run()
         Console.status("built debian/\(release)/\(request.arch)/\(variant) \(result.build)")
         Console.status(
             String(format: "  rootfs.tar.xz: %.1f MB, %d entries", Double(result.rootfsSize) / 1e6, result.entries))
         for (name, seconds) in result.steps { Console.status(String(format: "  %6.1f s  %@", seconds, name)) }
         print(result.folder.path)
+    }
+}
+
+extension Build {
+    /// A word as a shell reads it back.
+    static func quoted(_ word: String) -> String {
+        let plain = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%")
+        return word.allSatisfy(plain.contains) ? word : "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 }
 

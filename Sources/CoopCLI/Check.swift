@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoopBuild
 import CoopRootfs
 import CoopRuntime
 import CoopSupport
@@ -68,6 +69,10 @@ struct Check: ParsableCommand {
                 name: "cgroups", ok: true,
                 detail: unified ? "cgroup v2" : hybrid ? "cgroup v1 with a cgroup2 mount (hybrid)" : "cgroup v1"))
         let user = CoopPaths.userName
+        let delegateFix =
+            isRoot
+            ? "mount the missing cgroup controllers under /sys/fs/cgroup"
+            : "as root, run 'coop setup-host --user \(user)'"
         let hierarchies = CgroupHierarchy.onHost()
         let delegated = hierarchies.filter { ContainerCgroups.usable($0, user: user, uid: getuid()) }
         let controllers = Set(delegated.flatMap(\.controllers))
@@ -78,7 +83,7 @@ struct Check: ParsableCommand {
                 detail: missing.isEmpty
                     ? "memory, pids and cpu limits hold (coop/\(user) delegated)"
                     : "no delegated cgroup for \(missing.joined(separator: ", ")): such limits are not applied",
-                fix: "as root, run 'coop setup-host --user \(user)'"))
+                fix: delegateFix))
         let systemdCgroup = delegated.contains { $0.options.contains("name=systemd") || $0.folder == "." }
         items.append(
             Item(
@@ -86,7 +91,18 @@ struct Check: ParsableCommand {
                 detail: systemdCgroup
                     ? "a container's init gets a cgroup of its own"
                     : "init gets no writable cgroup: systemd cannot boot",
-                fix: "as root, run 'coop setup-host --user \(user)'"))
+                fix: delegateFix))
+        // Read to the end: String(contentsOfFile:) stops after the first page of a /proc file.
+        let maps = String(
+            decoding: FileHandle(forReadingAtPath: "/proc/self/maps").flatMap { try? $0.readToEnd() } ?? Data(),
+            as: UTF8.self)
+        let cmdline = (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? ""
+        let vsyscall = DebianRelease.vsyscall(
+            maps: maps, cmdline: cmdline.trimmingCharacters(in: .whitespacesAndNewlines))
+        items.append(
+            Item(
+                name: "vsyscall (old userlands)", ok: vsyscall.present, detail: vsyscall.detail,
+                fix: "boot the kernel with vsyscall=emulate (or xonly) to run wheezy and older"))
         for tool in ["/usr/bin/mmdebstrap", "/usr/bin/gpgconf"] {
             let present = FileManager.default.isExecutableFile(atPath: tool)
             items.append(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoopContainer
 import CoopIndex
+import CoopRootfs
 import CoopRuntime
 import CoopSupport
 import Foundation
@@ -20,7 +21,12 @@ struct Create: ParsableCommand {
         let environment = try Environment(timeout: options.timeout)
         let creator = ContainerCreator(fetcher: environment.fetcher, containers: try environment.containers())
         let started = Date()
-        let created = try creator.create(name: name, image: reference, options: options.fetchOptions)
+        let created: ContainerCreator.Created
+        do {
+            created = try creator.create(name: name, image: reference, options: options.fetchOptions)
+        } catch let error as CoopError {
+            throw environment.explainingUnreachable(error, remote: reference.remote)
+        }
         let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
         Console.status(
             "created \(name) from \(Console.escaped("\(created.record.image)")) build \(Console.escaped(created.record.build))"
@@ -50,7 +56,10 @@ struct List: ParsableCommand {
     }
 
     func run() throws {
-        let store = try Environment().containers()
+        // Listing reads folders only: it needs neither the remotes nor a subordinate id range (the store's
+        // id map is used only to remove, which list never does).
+        let store = ContainerStore(
+            root: CoopPaths.current().containersDirectory, idMap: (try? IDMap.forCurrentUser()) ?? .rootDefault)
         // Containers that LXC made (a config, but no coop.json) are listed too, without an image.
         let rows = store.names().map { name -> Row in
             let record = store.record(name)

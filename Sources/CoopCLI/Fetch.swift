@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoopIndex
+import CoopStore
 import CoopSupport
 import Foundation
 
@@ -31,7 +32,12 @@ struct Fetch: ParsableCommand {
             throw CoopError(.usage, "image name part '\(part)'", cause: "is empty or contains '/'")
         }
         let environment = try Environment(timeout: options.timeout)
-        let outcome = try environment.fetcher.fetch(reference, options: options.fetchOptions)
+        let outcome: FetchOutcome
+        do {
+            outcome = try environment.fetcher.fetch(reference, options: options.fetchOptions)
+        } catch let error as CoopError {
+            throw environment.explainingUnreachable(error, remote: remote)
+        }
         let entry = outcome.entry
         let verified = entry.verifiedBy.map { "verified against \($0)" } ?? "NOT verified"
         Console.status(

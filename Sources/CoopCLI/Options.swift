@@ -51,6 +51,32 @@ struct Environment {
         fetcher = ImageFetcher(catalog: catalog, store: store, downloader: Downloader(options: transfer))
     }
 
+    /// A network failure on the way to a remote, with what works without it: the cache (`--force-cache`
+    /// and what it holds of that remote) and the other remotes.
+    func explainingUnreachable(_ error: CoopError, remote name: String?) -> CoopError {
+        guard error.code == .network, let remote = try? catalog.remote(named: name) else { return error }
+        let cached = Set(
+            store.entries().filter { $0.remote == remote.name }.map {
+                "\($0.distro)/\($0.release)/\($0.arch)/\($0.variant)"
+            }
+        ).sorted()
+        let others = catalog.remotes.map(\.name).filter { $0 != remote.name }
+        // The download's own fix (e.g. the setting of a timeout) first, then what works without the remote.
+        var fix =
+            (error.fix ?? "check the network and proxy variables, and try again")
+            + "; --force-cache uses the cache only, "
+        fix +=
+            cached.isEmpty
+            ? "which holds nothing of '\(remote.name)'" : "which holds \(cached.joined(separator: ", "))"
+        if !others.isEmpty {
+            fix += "; other remotes: \(others.joined(separator: ", ")) (as NAME: before the image, or --remote NAME)"
+        }
+        return CoopError(
+            .network, "remote '\(remote.name)' (\(remote.url))",
+            cause: "cannot be reached: \(error.what): \(error.cause)",
+            fix: fix)
+    }
+
     func containers() throws -> ContainerStore {
         ContainerStore(root: paths.containersDirectory, idMap: try IDMap.forCurrentUser())
     }

@@ -100,6 +100,7 @@ public struct RootfsExtractor {
             }
             let written = archive_write_header(writer, entry)
             if written == ARCHIVE_FAILED || written == ARCHIVE_FATAL {
+                if let full = diskFull(writer, "archive entry '\(name)'") { throw full }
                 let message = archive_error_string(writer).map { String(cString: $0) } ?? "refused"
                 let unsafe = message.contains("symlink") || message.contains("..") || message.contains("bsolute")
                 throw CoopError(
@@ -188,7 +189,24 @@ public struct RootfsExtractor {
         return false
     }
 
+    /// ENOSPC or EDQUOT while writing: the cause and the fix, instead of libarchive's "Write failed".
+    private func diskFull(_ archive: OpaquePointer, _ what: String) -> CoopError? {
+        let code = archive_errno(archive)
+        guard code == ENOSPC || code == EDQUOT else { return nil }
+        // The containers folder (the rootfs is unpacked in a staging folder inside it).
+        var folder = (request.destination as NSString).deletingLastPathComponent
+        if (folder as NSString).lastPathComponent.contains(".creating-") {
+            folder = (folder as NSString).deletingLastPathComponent
+        }
+        let cause = code == ENOSPC ? "no space left on device" : "disk quota exceeded"
+        return CoopError(
+            .io, what, cause: "\(cause) (\(folder)); nothing of the container was kept",
+            fix: "free space on that filesystem, or set COOP_CONTAINERS (and COOP_CACHE) to a folder on a "
+                + "filesystem with room")
+    }
+
     private func failure(_ archive: OpaquePointer, _ what: String, kind: CoopError.Code) -> CoopError {
+        if kind == .io, let full = diskFull(archive, what) { return full }
         let message = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
         let truncated = message.contains("Truncated") || message.contains("truncated")
         return CoopError(

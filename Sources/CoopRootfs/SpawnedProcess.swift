@@ -51,9 +51,14 @@ public final class SpawnedProcess: @unchecked Sendable {
                 fix: "install the uidmap package and give this user a range in /etc/subuid and /etc/subgid; "
                     + "'coop check' tells what is missing")
         case COOP_STAGE_CGROUP:
+            // ENOSPC: a v1 cpuset folder on the way has no cpus or mems. Root needs no setup-host.
+            let fix =
+                getuid() == 0
+                ? "in every cpuset folder on the way (/sys/fs/cgroup/cpuset/coop, coop/root), copy cpuset.cpus and "
+                    + "cpuset.mems from the parent folder, or remove those folders (rmdir) so coop makes them again"
+                : "as root, run 'coop setup-host --user \(CoopPaths.userName)'"
             return CoopError(
-                .hostSetup, "cgroup of \(command)", cause: "cannot take the process: \(reason)",
-                fix: "as root, run 'coop setup-host --user NAME' for this user")
+                .hostSetup, "cgroup of \(command)", cause: "cannot take the process: \(reason)", fix: fix)
         case COOP_STAGE_EXEC:
             return CoopError(.internal, "start of \(command)", cause: "exec failed: \(reason)")
         default:

@@ -167,10 +167,7 @@ public struct ContainerCgroups: Sendable {
             // What an earlier run left (a killed init) goes either way.
             try removeFolder(path, idMap: container.idMap)
             guard placed else { continue }
-            if uid == 0 {
-                try? FileManager.default.createDirectory(
-                    atPath: hierarchy.userFolder(user), withIntermediateDirectories: true)
-            }
+            if uid == 0 { makeIntermediateFolders(hierarchy, user: user) }
             guard mkdir(path, 0o755) == 0 else { throw CoopError.system("cgroup \(path)") }
             fillCpuset(path)
             if hierarchy.isUnified {
@@ -308,6 +305,15 @@ public struct ContainerCgroups: Sendable {
                 pause = min(pause * 2, 5_000)
                 if hasChildren && Date().addingTimeInterval(0.25) > deadline { helped = false }
             }
+        }
+    }
+
+    /// `coop` and `coop/USER` as `coop setup-host` makes them (root needs no setup-host): each with the
+    /// parent's cpus and mems in a v1 cpuset hierarchy, where an empty folder takes no process (ENOSPC).
+    static func makeIntermediateFolders(_ hierarchy: CgroupHierarchy, user: String) {
+        for path in [hierarchy.mountPoint + "/coop", hierarchy.userFolder(user)] {
+            _ = mkdir(path, 0o755)
+            fillCpuset(path)
         }
     }
 

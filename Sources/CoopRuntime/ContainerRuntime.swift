@@ -149,7 +149,11 @@ public enum ContainerRuntime {
     /// Says which limits of the config did not hold, and what systemd will miss, with the fix.
     static func warnAboutCgroups(_ cgroups: ContainerCgroups, container: ContainerDefinition, bootsSystemd: Bool) {
         let user = CoopPaths.userName
-        let fix = "as root, run 'coop setup-host --user \(user)' once"
+        // Root uses every hierarchy: what is missing there is a controller the host does not mount.
+        let fix =
+            getuid() == 0
+            ? "mount the missing cgroup controllers under /sys/fs/cgroup"
+            : "as root, run 'coop setup-host --user \(user)' once"
         if !cgroups.unapplied.isEmpty {
             let lines = cgroups.unapplied.map(\.configLine).joined(separator: ", ")
             Console.warning(

@@ -43,15 +43,39 @@ public struct RemoteIndex: Sendable {
     }
 
     public func build(for reference: ImageReference) throws -> ImageBuild {
-        guard let build = builds.newest(matching: reference) else {
-            let near = builds.filter { $0.distro == reference.distro && $0.release == reference.release }
-                .map { "\($0.arch)/\($0.variant)" }
-            throw CoopError(
-                .notFound, "image \(reference.distro)/\(reference.release)/\(reference.arch)/\(reference.variant)",
-                cause: "remote '\(remote.name)' does not offer it"
-                    + (near.isEmpty ? "" : " (it has \(Set(near).sorted().joined(separator: ", ")))"),
-                fix: "run 'coop images \(remote.name):' to see what it offers")
-        }
+        guard let build = builds.newest(matching: reference) else { throw missing(reference) }
         return build
+    }
+
+    /// What the remote offers instead of `reference`: the arches and variants of that release, else the
+    /// releases of that distro (and how to build a Debian one), else its distros.
+    func missing(_ reference: ImageReference) -> CoopError {
+        let what = "image \(reference.distro)/\(reference.release)/\(reference.arch)/\(reference.variant)"
+        let sameDistro = builds.filter { $0.distro == reference.distro }
+        let sameRelease = sameDistro.filter { $0.release == reference.release }
+        let list = { (names: [String]) in Set(names).sorted().joined(separator: ", ") }
+        if !sameRelease.isEmpty {
+            return CoopError(
+                .notFound, what,
+                cause: "remote '\(remote.name)' does not offer it; it has \(reference.distro) \(reference.release) "
+                    + "as \(list(sameRelease.map { "\($0.arch)/\($0.variant)" })) (arch/variant)",
+                fix: "pick one of those, e.g. coop fetch \(remote.name):\(reference.distro) \(reference.release) "
+                    + "\(sameRelease[0].arch) --variant \(sameRelease[0].variant)")
+        }
+        let build =
+            reference.distro == "debian"
+            ? "; or build it yourself: coop build debian \(reference.release) (see docs/images.md)" : ""
+        if !sameDistro.isEmpty {
+            return CoopError(
+                .notFound, what,
+                cause: "remote '\(remote.name)' has no \(reference.distro) \(reference.release); its "
+                    + "\(reference.distro) releases are: \(list(sameDistro.map(\.release)))",
+                fix: "pick one of those (coop images \(remote.name): \(reference.distro))\(build)")
+        }
+        return CoopError(
+            .notFound, what,
+            cause: "remote '\(remote.name)' has no \(reference.distro) images"
+                + (builds.isEmpty ? "" : "; it offers: \(list(builds.map(\.distro)))"),
+            fix: "run 'coop images \(remote.name):' to see what it offers\(build)")
     }
 }

@@ -37,7 +37,7 @@ public final class Downloader: Sendable {
         } catch let error as TransferFailure where optional && error.isNotFound {
             return nil
         } catch let error as TransferFailure {
-            throw error.coopError(url: url)
+            throw error.coopError(url: url, connectTimeout: options.connectTimeout)
         }
         return state.memory
     }
@@ -76,7 +76,7 @@ public final class Downloader: Sendable {
                     return Result(sha256: state.hasher.finalize(), size: state.written)
                 }
                 if !failure.isRetryable || attempt >= options.attempts {
-                    throw failure.coopError(url: url, attempts: attempt)
+                    throw failure.coopError(url: url, attempts: attempt, connectTimeout: options.connectTimeout)
                 }
                 // Back off 0.5 s, 1 s, 2 s …: enough for a restarting server, short for a user.
                 usleep(useconds_t(500_000 << (attempt - 1)))
@@ -154,12 +154,26 @@ struct TransferFailure: Error {
         }
     }
 
-    func coopError(url: String, attempts: Int = 1) -> CoopError {
+    /// A timeout before the server accepted the connection (curl says "Connection timed out after …" or
+    /// "Failed to connect … Timeout was reached"), not a stalled transfer ("Operation too slow").
+    var isConnectTimeout: Bool {
+        code == CURLE_OPERATION_TIMEDOUT && message.lowercased().contains("connect")
+    }
+
+    func coopError(url: String, attempts: Int = 1, connectTimeout: Int = 15) -> CoopError {
         let tries = attempts > 1 ? " (after \(attempts) attempts)" : ""
         if isNotFound {
             return CoopError(
                 .notFound, "download of \(url)", cause: "the server has no such file (HTTP \(httpStatus))\(tries)",
                 fix: "run 'coop images' to see what the remote offers, or check its URL in images.index")
+        }
+        if isConnectTimeout {
+            let host = URL(string: url)?.host ?? url
+            return CoopError(
+                .network, "download of \(url)",
+                cause: "connect timeout: \(host) did not accept a connection within \(connectTimeout) s\(tries)",
+                fix: "check the network and the remote's URL; COOP_CONNECT_TIMEOUT sets the seconds to wait "
+                    + "(default 15)")
         }
         switch code {
         case CURLE_OPERATION_TIMEDOUT:

@@ -4,6 +4,7 @@ import Foundation
 public struct TransferOptions: Sendable {
     /// Seconds without any byte arriving before a transfer counts as stalled.
     public var stallTimeout: Int = 30
+    /// Seconds to wait for a server to accept the connection (`COOP_CONNECT_TIMEOUT`).
     public var connectTimeout: Int = 15
     /// Attempts per file, resuming where the previous one stopped.
     public var attempts: Int = 4
@@ -14,6 +15,9 @@ public struct TransferOptions: Sendable {
         caBundle = environment["CURL_CA_BUNDLE"] ?? environment["SSL_CERT_FILE"]
         if let text = environment["COOP_STALL_TIMEOUT"], let seconds = Int(text), seconds > 0 {
             stallTimeout = seconds
+        }
+        if let text = environment["COOP_CONNECT_TIMEOUT"], let seconds = Int(text), seconds > 0 {
+            connectTimeout = seconds
         }
     }
 }

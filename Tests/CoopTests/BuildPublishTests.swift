@@ -1,3 +1,4 @@
+import CoopBuild
 import Foundation
 import Testing
 
@@ -33,7 +34,7 @@ struct BuildPublishTests {
             let made = try Sandbox(asUser: true, "published")
             let result = try build(made)
             #expect(result.0.status == 0, "\(result.0)")
-            #expect(try made.run("key", "create", "tester").status == 0)
+            try made.expect(0, "key", "create", "tester")
             let tree = made.root.appendingPathComponent("www/tree")
             try FileManager.default.createDirectory(
                 at: tree.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -75,7 +76,7 @@ struct BuildPublishTests {
     func preparedTree() throws {
         let (_, folder) = try Shared.shared.published()
         let listing = try shell("/usr/bin/tar", "-tvJf", folder.appendingPathComponent("rootfs.tar.xz").path)
-        #expect(listing.stdout.contains("./usr/sbin/init -> "))
+        #expect(listing.stdout.contains("./usr/sbin/init -> "), "\(listing)")
         #expect(!listing.stdout.contains("./usr/share/man/man1/"), "slim drops man pages")
         let scratch = try Sandbox(asUser: false)
         let out = scratch.root.appendingPathComponent("x")
@@ -93,11 +94,11 @@ struct BuildPublishTests {
         #expect(read("etc/resolv.conf") == "")
         let meta = try shell(
             "/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./excludes-user")
-        #expect(meta.stdout.contains("./dev/null"))
+        #expect(meta.stdout.contains("./dev/null"), "\(meta)")
         let config = try shell(
             "/usr/bin/tar", "-xOJf", folder.appendingPathComponent("meta.tar.xz").path, "./config-user")
-        #expect(config.stdout.contains("lxc.include = LXC_TEMPLATE_CONFIG/userns.conf"))
-        #expect(config.stdout.contains("lxc.arch = x86_64"))
+        #expect(config.stdout.contains("lxc.include = LXC_TEMPLATE_CONFIG/userns.conf"), "\(config)")
+        #expect(config.stdout.contains("lxc.arch = x86_64"), "\(config)")
     }
 
     @Test(
@@ -108,7 +109,7 @@ struct BuildPublishTests {
         let key = sandbox.root.appendingPathComponent("exported.asc")
         let exported = try sandbox.run("key", "export", "--output", key.path, "--remote", "mine")
         #expect(exported.status == 0, "\(exported)")
-        #expect(exported.stdout.hasPrefix("mine;lxc;"))
+        #expect(exported.stdout.hasPrefix("mine;lxc;"), "\(exported)")
         let keyring = sandbox.root.appendingPathComponent("exported.gpg")
         let dearmored = try shell("/usr/bin/gpg", "--batch", "--yes", "--dearmor", "--output", keyring.path, key.path)
         #expect(dearmored.status == 0, "\(dearmored)")
@@ -144,7 +145,7 @@ struct BuildPublishTests {
         let port = try #require(
             started.stdout.split(separator: "\n").first { $0.hasPrefix("HTTPS_PORT=") }?.dropFirst(11))
         let key = sandbox.root.appendingPathComponent("published.asc")
-        #expect(try sandbox.run("key", "export", "--output", key.path).status == 0)
+        try sandbox.expect(0, "key", "export", "--output", key.path)
         let fingerprint =
             try sandbox.run("key", "export").stderr.split(separator: ";").last.map {
                 $0.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -214,7 +215,7 @@ struct BuildPublishTests {
         let small = try Sandbox(asUser: false)
         let mountPoint = small.root.appendingPathComponent("small")
         try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-        #expect(try shell("/bin/mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", mountPoint.path).status == 0)
+        try expectShell("/bin/mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", mountPoint.path)
         defer { _ = try? shell("/bin/umount", mountPoint.path) }
         let tree2 = mountPoint.appendingPathComponent("tree")
         // A tree that already serves something: a tiny build made by hand.
@@ -224,7 +225,7 @@ struct BuildPublishTests {
             try Data("x".utf8).write(to: tiny.appendingPathComponent(name))
         }
         _ = try shell("/bin/chmod", "-R", "a+rwX", small.root.path)
-        #expect(try sandbox.run("publish", tree2.path, tiny.path).status == 0)
+        try sandbox.expect(0, "publish", tree2.path, tiny.path)
         let before = try shell("/usr/bin/find", tree2.path, "-not", "-name", ".*").stdout
         let index = try Data(contentsOf: tree2.appendingPathComponent("meta/1.0/index-system"))
 
@@ -236,23 +237,73 @@ struct BuildPublishTests {
     }
 
     @Test(
+        "build --dry-run prints the plan for an archived release: the archive, its retired keys, an expired Release",
+        arguments: ["wheezy", "jessie", "stretch", "buster"])
+    func archivedPlan(_ release: String) throws {
+        let sandbox = try Sandbox(asUser: false)
+        let plan = try sandbox.expect(0, "build", "debian", release, "--dry-run")
+        let command = try #require(plan.stdout.split(separator: "\n").first { $0.hasPrefix("/usr/bin/mmdebstrap ") })
+        for part in [
+            "--keyring=/usr/share/keyrings/debian-archive-removed-keys.gpg", "Acquire::Check-Valid-Until",
+            " \(release) ROOTFS.tar \(DebianRelease.archiveMirror) ",
+            "'deb \(DebianRelease.archiveMirror)-security \(release)/updates main'",
+        ] {
+            #expect(command.contains(part), "\(part): \(plan)")
+        }
+        #expect(sandbox.listing(sandbox.root).allSatisfy { !$0.contains("debian/\(release)") }, "nothing is built")
+    }
+
+    @Test("check says whether the kernel has the vsyscall page old userlands (wheezy) need")
+    func checkVsyscall() throws {
+        let sandbox = try Sandbox(asUser: false)
+        let check = try sandbox.expect(0, "check")
+        let line = try #require(check.stdout.split(separator: "\n").first { $0.contains("vsyscall") }, "\(check)")
+        let maps = try shell("/bin/cat", "/proc/self/maps").stdout
+        #expect(line.hasPrefix(maps.contains("[vsyscall]") ? "ok " : "gap "), "\(check)")
+    }
+
+    @Test(
+        "bullseye builds end to end from the mirror (as root)", .enabled(if: TestHost.ready(.root)),
+        .timeLimit(.minutes(20)))
+    func bullseyeBuild() throws {
+        let sandbox = try Sandbox(asUser: false)
+        sandbox.extraEnvironment["COOP_BUILDS"] = sandbox.root.appendingPathComponent("builds").path
+        var built = try sandbox.run("build", "debian", "bullseye", "--variant", "slim")
+        if built.status == 4 || built.status == 10 {
+            // The mirror is the one part of this test outside the machine: one more try when it hiccups.
+            built = try sandbox.run("build", "debian", "bullseye", "--variant", "slim")
+        }
+        #expect(built.status == 0, "\(built)")
+        let folder = URL(fileURLWithPath: built.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        // /etc/os-release links to /usr/lib/os-release.
+        let release = try expectShell(
+            "/usr/bin/tar", "-xOJf", folder.appendingPathComponent("rootfs.tar.xz").path, "./usr/lib/os-release")
+        #expect(release.stdout.contains("VERSION_CODENAME=bullseye"), "\(release)")
+    }
+
+    @Test(
         "Builder refusals: an unknown release, an unreachable mirror, a full disk",
         .enabled(if: TestHost.ready(.root)), .timeLimit(.minutes(10)))
     func builderRefusals() throws {
         let sandbox = try Sandbox(asUser: false)
         sandbox.extraEnvironment["COOP_BUILDS"] = sandbox.root.appendingPathComponent("builds").path
-        let unknown = try sandbox.run("build", "debian", "jessie")
-        #expect(unknown.status == 2, "\(unknown)")
-        #expect(unknown.stderr.contains("bullseye, bookworm, trixie, sid"))
+        let unknown = try sandbox.expect(2, "build", "debian", "hamm")
+        #expect(
+            unknown.stderr.contains("wheezy, jessie, stretch, buster, bullseye, bookworm, trixie, sid"), "\(unknown)")
+
+        // An archived release with a dead mirror on loopback fails on the network, not on its name.
+        let archived = try sandbox.expect(4, "build", "debian", "wheezy", "--mirror", "http://127.0.0.1:1/debian")
+        #expect(archived.stderr.contains("mirror http://127.0.0.1:1/debian: cannot be reached"), "\(archived)")
+        #expect(!archived.stderr.contains("release 'wheezy'"), "\(archived)")
 
         let unreachable = try sandbox.run("build", "debian", "bookworm", "--mirror", "http://127.0.0.1:9/debian")
         #expect(unreachable.status == 4, "\(unreachable)")
         #expect(unreachable.stderr.contains("cannot be reached"), "\(unreachable)")
-        #expect(unreachable.stderr.contains("fix:"))
+        #expect(unreachable.stderr.contains("fix:"), "\(unreachable)")
 
         let mountPoint = sandbox.root.appendingPathComponent("small")
         try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-        #expect(try shell("/bin/mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mountPoint.path).status == 0)
+        try expectShell("/bin/mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mountPoint.path)
         defer { _ = try? shell("/bin/umount", mountPoint.path) }
         let full = try sandbox.run("build", "debian", "bookworm", "--variant", "slim", "--output", mountPoint.path)
         #expect(full.status != 0, "\(full)")

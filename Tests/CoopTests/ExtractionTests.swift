@@ -67,7 +67,7 @@ struct ExtractionTests {
         let sandbox = try Sandbox(asUser: false)
         let (result, rootfs) = try extract("device.tar", in: sandbox)
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.contains("./dev/evil"))
+        #expect(result.stdout.contains("./dev/evil"), "\(result)")
         #expect(!FileSystemProbe.exists(rootfs.appendingPathComponent("dev/evil")))
         #expect(FileManager.default.fileExists(atPath: rootfs.appendingPathComponent("etc/ok").path))
     }

@@ -46,7 +46,7 @@ struct FetchCreateTests {
         for name in ["c2", "c3"] {
             let warm = try sandbox.run("create", name, "t:debian/bookworm")
             #expect(warm.status == 0, "\(warm)")
-            #expect(warm.stderr.contains("cached image"))
+            #expect(warm.stderr.contains("cached image"), "\(warm)")
             let copy = sandbox.containers.appendingPathComponent("\(name)/rootfs")
             let copied = try String(contentsOf: copy.appendingPathComponent("etc/hostname"), encoding: .utf8)
             #expect(copied.trimmingCharacters(in: .whitespacesAndNewlines) == name)
@@ -63,7 +63,7 @@ struct FetchCreateTests {
         #expect(destroyed.status == 0, "\(destroyed)")
         #expect(!FileManager.default.fileExists(atPath: sandbox.containers.appendingPathComponent("c1").path))
         let list = try sandbox.run("list")
-        #expect(list.stdout.contains("c2") && !list.stdout.contains("c1 "))
+        #expect(list.stdout.contains("c2") && !list.stdout.contains("c1 "), "\(list)")
     }
 
     @Test(
@@ -74,7 +74,7 @@ struct FetchCreateTests {
         try sandbox.remote(https: false)
         let fetched = try sandbox.run("fetch", "t:busybox", "1.36", "amd64")
         #expect(fetched.status == 0, "\(fetched)")
-        #expect(fetched.stderr.contains("verified against \(TestHost.signerFingerprint)"))
+        #expect(fetched.stderr.contains("verified against \(TestHost.signerFingerprint)"), "\(fetched)")
         let entry = URL(fileURLWithPath: fetched.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         for name in [
             "rootfs.tar.xz", "rootfs.tar.xz.asc", "meta.tar.xz", "meta.tar.xz.asc", "SHA256SUMS", "image.json",
@@ -82,7 +82,7 @@ struct FetchCreateTests {
             #expect(FileManager.default.fileExists(atPath: entry.appendingPathComponent(name).path), "\(name)")
         }
         let list = try sandbox.run("cache", "list", "--json")
-        #expect(list.stdout.contains("\"build\" : \"20251129_00:00\""))
+        #expect(list.stdout.contains("\"build\" : \"20251129_00:00\""), "\(list)")
 
         let created = try sandbox.run("create", "r1", Self.busybox)
         #expect(created.status == 0, "\(created)")
@@ -154,8 +154,8 @@ struct FetchCreateTests {
         try sandbox.remote(site: "nosig")
         let result = try sandbox.run("fetch", "t:busybox", "1.36", "--no-verify")
         #expect(result.status == 0, "\(result)")
-        #expect(result.stderr.contains("warning: not verifying"))
-        #expect(result.stderr.contains("NOT verified"))
+        #expect(result.stderr.contains("warning: not verifying"), "\(result)")
+        #expect(result.stderr.contains("NOT verified"), "\(result)")
     }
 
     @Test(
@@ -178,9 +178,9 @@ struct FetchCreateTests {
         #expect(size >= 8_000_000, "the download did not get going")
         kill(running.pid, SIGKILL)
         let killed = running.wait()
-        #expect(killed.status != 0)
+        #expect(killed.status != 0, "\(killed)")
         let list = try sandbox.run("cache", "list", "--json")
-        #expect(list.status == 0)
+        #expect(list.status == 0, "\(list)")
         #expect(!list.stdout.contains("bookworm"), "a killed fetch left a cache entry")
 
         try sandbox.remote(site: "good")
@@ -232,8 +232,8 @@ struct FetchCreateTests {
         try sandbox.remotes([
             ("t", "lxc", "http://127.0.0.1:\(port)/good", TestHost.signerKey, TestHost.signerFingerprint)
         ])
-        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
-        #expect(try shell(serve, "stop", state.path).status == 0)
+        try sandbox.expect(0, "fetch", "t:busybox", "1.36")
+        try expectShell(serve, "stop", state.path)
 
         let offline = try sandbox.run("fetch", "t:busybox", "1.36", "--force-cache")
         #expect(offline.status == 0, "\(offline)")
@@ -241,10 +241,10 @@ struct FetchCreateTests {
         #expect(created.status == 0, "\(created)")
         let fallback = try sandbox.run("fetch", "t:busybox", "1.36")
         #expect(fallback.status == 0, "\(fallback)")
-        #expect(fallback.stderr.contains("using the cached build"))
+        #expect(fallback.stderr.contains("using the cached build"), "\(fallback)")
         let missing = try sandbox.run("fetch", "t:debian", "trixie", "--force-cache")
         #expect(missing.status == 3, "\(missing)")
-        #expect(missing.stderr.contains("is not in the cache"))
+        #expect(missing.stderr.contains("is not in the cache"), "\(missing)")
     }
 
     @Test(
@@ -253,7 +253,7 @@ struct FetchCreateTests {
     func expiryRefresh() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.remote()
-        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
+        try sandbox.expect(0, "fetch", "t:busybox", "1.36")
         let entry = sandbox.cache.appendingPathComponent("t/busybox/1.36/amd64/default/20251129_00:00/image.json")
         func expiry() throws -> Int {
             let object = try JSONSerialization.jsonObject(with: Data(contentsOf: entry)) as? [String: Any]
@@ -263,8 +263,8 @@ struct FetchCreateTests {
         // The fixture build expired long ago (its build date plus 30 days).
         #expect(try expiry() < now)
         let again = try sandbox.run("fetch", "t:busybox", "1.36")
-        #expect(again.status == 0)
-        #expect(again.stderr.contains("cached t:busybox"))
+        #expect(again.status == 0, "\(again)")
+        #expect(again.stderr.contains("cached t:busybox"), "\(again)")
         #expect(try expiry() >= now + 29 * 86_400)
 
         let flushed = try sandbox.run("fetch", "t:busybox", "1.36", "--flush-cache")
@@ -277,7 +277,7 @@ struct FetchCreateTests {
     func exportImport() throws {
         let source = try Sandbox(asUser: false)
         try source.remote()
-        #expect(try source.run("fetch", "t:busybox", "1.36").status == 0)
+        try source.expect(0, "fetch", "t:busybox", "1.36")
         let archive = source.root.appendingPathComponent("images.tar")
         let exported = try source.run("cache", "export", archive.path)
         #expect(exported.status == 0, "\(exported)")
@@ -286,8 +286,9 @@ struct FetchCreateTests {
         try target.remote()
         let imported = try target.run("cache", "import", archive.path)
         #expect(imported.status == 0, "\(imported)")
-        #expect(try target.run("cache", "list").stdout.contains("busybox"))
-        #expect(try target.run("create", "i1", Self.busybox, "--force-cache").status == 0)
+        let cached = try target.expect(0, "cache", "list")
+        #expect(cached.stdout.contains("busybox"), "\(cached)")
+        try target.expect(0, "create", "i1", Self.busybox, "--force-cache")
 
         // Flip one byte inside the exported rootfs.tar.xz: the import must refuse and keep nothing.
         var data = try Data(contentsOf: archive)
@@ -324,7 +325,7 @@ struct FetchCreateTests {
         try around.remote(https: false)
         around.extraEnvironment["http_proxy"] = "http://127.0.0.1:\(proxy)"
         around.extraEnvironment["no_proxy"] = "127.0.0.1"
-        #expect(try around.run("fetch", "t:busybox", "1.36").status == 0)
+        try around.expect(0, "fetch", "t:busybox", "1.36")
         #expect(proxied() == afterProxy)
     }
 
@@ -334,7 +335,7 @@ struct FetchCreateTests {
     func prune() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.remote()
-        #expect(try sandbox.run("fetch", "t:busybox", "1.36").status == 0)
+        try sandbox.expect(0, "fetch", "t:busybox", "1.36")
         // An older build of the same image, as a previous fetch would have left it.
         let product = sandbox.cache.appendingPathComponent("t/busybox/1.36/amd64/default")
         _ = try shell(
@@ -344,7 +345,7 @@ struct FetchCreateTests {
         let pruned = try sandbox.run("cache", "prune")
         #expect(pruned.status == 0, "\(pruned)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: product.path) == ["20251129_00:00"])
-        #expect(try sandbox.run("cache", "prune", "--all").status == 0)
+        try sandbox.expect(0, "cache", "prune", "--all")
         #expect(!(try sandbox.run("cache", "list").stdout.contains("busybox")))
     }
 
@@ -354,16 +355,145 @@ struct FetchCreateTests {
     func nameConflicts() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.remote()
-        #expect(try sandbox.run("create", "n1", Self.busybox).status == 0)
+        try sandbox.expect(0, "create", "n1", Self.busybox)
         let again = try sandbox.run("create", "n1", Self.busybox)
-        #expect(again.status == 7)
-        #expect(again.stderr.contains("already exists"))
+        #expect(again.status == 7, "\(again)")
+        #expect(again.stderr.contains("already exists"), "\(again)")
         let bad = try sandbox.run("create", "../x", Self.busybox)
-        #expect(bad.status == 2)
+        #expect(bad.status == 2, "\(bad)")
+    }
+
+    @Test(
+        "A bad line in images.index breaks only its remote, warned once; a user without subids can still list",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func badRemoteLineAndNoSubordinateIDs() throws {
+        let user = "coop-noids-test"
+        if getpwnam(user) == nil {
+            try expectShell("/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user)
+        }
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let kept = text.split(separator: "\n").filter { !$0.hasPrefix(user + ":") }.joined(separator: "\n") + "\n"
+            if kept != text { try kept.write(toFile: file, atomically: true, encoding: .utf8) }
+        }
+        let sandbox = try Sandbox(asUser: true, user: user)
+        try sandbox.remote()
+        let file = sandbox.config.appendingPathComponent("coop/images.index")
+        let text = try String(contentsOf: file, encoding: .utf8) + "broken;ftp;ftp://127.0.0.1/x;key.asc\n"
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        try sandbox.own()
+
+        try sandbox.expect(0, "list")
+        let images = try sandbox.expect(0, "images", "t:")
+        #expect(images.stdout.contains("busybox"), "\(images)")
+        let warnings = images.stderr.split(separator: "\n").filter { $0.contains("\(file.path) line 2") }
+        #expect(warnings.count == 1 && images.stderr.contains("unknown protocol 'ftp'"), "\(images)")
+        let broken = try sandbox.expect(2, "images", "broken:")
+        #expect(broken.stderr.contains("remote 'broken'") && broken.stderr.contains("line 2"), "\(broken)")
+    }
+
+    @Test(
+        "A connect timeout says what it is (host, seconds) and names COOP_CONNECT_TIMEOUT",
+        .enabled(if: TestHost.ready(.root, .fixtures)))
+    func connectTimeout() throws {
+        // A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it times out,
+        // on loopback.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        try #require(bound, "loopback listener: \(String(cString: strerror(errno)))")
+        var clients: [Int32] = []
+        defer { clients.forEach { close($0) } }
+        for _ in 0..<4 {
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            clients.append(client)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) }
+            }
+        }
+        usleep(300_000)
+        let port = UInt16(bigEndian: address.sin_port)
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remotes([
+            ("t", "lxc", "http://127.0.0.1:\(port)/good", TestHost.signerKey, TestHost.signerFingerprint)
+        ])
+        sandbox.extraEnvironment["COOP_CONNECT_TIMEOUT"] = "1"
+        let fetched = try sandbox.expect(4, "fetch", "t:busybox", "1.36")
+        #expect(
+            fetched.stderr.contains("connect timeout: 127.0.0.1 did not accept a connection within 1 s")
+                && fetched.stderr.contains("COOP_CONNECT_TIMEOUT"), "\(fetched)")
+    }
+
+    @Test(
+        "fetch of a release the remote lacks names its releases and coop build; of an arch it lacks, its arches",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func fetchMissingRelease() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        let wheezy = try sandbox.expect(3, "fetch", "t:debian", "wheezy", "amd64")
+        #expect(
+            wheezy.stderr.contains("has no debian wheezy") && wheezy.stderr.contains("bookworm")
+                && wheezy.stderr.contains("coop build debian wheezy"), "\(wheezy)")
+        let arch = try sandbox.expect(3, "fetch", "t:debian", "bookworm", "s390x")
+        #expect(arch.stderr.contains("\(TestHost.arch)/default"), "\(arch)")
+    }
+
+    @Test(
+        "fetch from an unreachable default remote says so and names --force-cache, the cached images, other remotes",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func fetchUnreachableDefault() throws {
+        let sandbox = try Sandbox(asUser: false)
+        let server = try TestHost.server()
+        let good = "http://127.0.0.1:\(server.http)/good"
+        try sandbox.remotes([("images", "lxc", good, TestHost.signerKey, TestHost.signerFingerprint)])
+        try sandbox.expect(0, "fetch", "busybox", "1.36")
+        // Port 1 on loopback: nothing listens there.
+        try sandbox.remotes([
+            ("images", "lxc", "http://127.0.0.1:1/good", TestHost.signerKey, TestHost.signerFingerprint),
+            ("t", "lxc", good, TestHost.signerKey, TestHost.signerFingerprint),
+        ])
+        let failed = try sandbox.expect(4, "fetch", "debian", "wheezy", "amd64")
+        for part in ["remote 'images'", "cannot be reached", "--force-cache", "busybox/1.36/", "other remotes: t"] {
+            #expect(failed.stderr.contains(part), "\(part): \(failed)")
+        }
+    }
+
+    @Test(
+        "A full disk during unpack names the cause and the fix (no space left; COOP_CONTAINERS elsewhere)",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func unpackDiskFull() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        // The containers folder on a 20 MB tmpfs: bookworm does not fit.
+        try FileManager.default.createDirectory(at: sandbox.containers, withIntermediateDirectories: true)
+        try expectShell("/bin/mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", sandbox.containers.path)
+        defer { _ = try? shell("/bin/umount", sandbox.containers.path) }
+        let full = try sandbox.expect(9, "create", "full", "t:debian/bookworm")
+        #expect(
+            full.stderr.contains("no space left on device (\(sandbox.containers.path))")
+                && full.stderr.contains("COOP_CONTAINERS"), "\(full)")
+        #expect(!full.stderr.contains("Write failed"), "\(full)")
+        #expect(sandbox.listing(sandbox.containers).isEmpty, "nothing of the container is left")
     }
 }
 
 /// Runs a command as root and collects its output.
 func shell(_ arguments: String...) throws -> CoopResult {
     try RunningCoop(arguments).wait()
+}
+
+/// Runs a command as root and expects it to succeed; a failure shows the command and its output.
+@discardableResult
+func expectShell(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> CoopResult {
+    let result = try RunningCoop(arguments).wait()
+    #expect(result.status == 0, "\(arguments.joined(separator: " ")): \(result)", sourceLocation: sourceLocation)
+    return result
 }

@@ -80,7 +80,7 @@ struct GuestTests {
     func asRoot() throws {
         let sandbox = try Sandbox(asUser: false)
         try sandbox.guestRemotes()
-        #expect(try sandbox.run("create", "rootbb", "t:busybox/1.36").status == 0)
+        try sandbox.expect(0, "create", "rootbb", "t:busybox/1.36")
         let map = try sandbox.run("start", "rootbb", "--foreground", "--", "/bin/sh", "-c", "cat /proc/self/uid_map")
         // Root's range is the one coop reserves for it when it has none (as LXD's package does): no user's.
         let rootRange = try #require(
@@ -89,12 +89,12 @@ struct GuestTests {
         #expect(
             map.stdout.split(separator: " ", omittingEmptySubsequences: true) == ["0", "\(rootRange)", "65536\n"],
             "\(map)")
-        #expect(try sandbox.run("create", "rootsd", "g:debian/bookworm/amd64/slim").status == 0)
-        #expect(try sandbox.run("start", "rootsd").status == 0)
+        try sandbox.expect(0, "create", "rootsd", "g:debian/bookworm/amd64/slim")
+        try sandbox.expect(0, "start", "rootsd")
         let state = try sandbox.bootState("rootsd")
         #expect(
             ["running", "degraded"].contains(state.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(state)")
-        #expect(try sandbox.run("stop", "rootsd").status == 0)
+        try sandbox.expect(0, "stop", "rootsd")
         #expect(cgroupFolders(of: "rootsd", user: "root").isEmpty)
     }
 
@@ -103,7 +103,7 @@ struct GuestTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func limits() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "lim", "t:busybox/1.36").status == 0)
+        try sandbox.expect(0, "create", "lim", "t:busybox/1.36")
         let config = sandbox.containers.appendingPathComponent("lim/config")
         let text = try String(contentsOf: config, encoding: .utf8)
         try (text + "lxc.cgroup2.memory.max = 64M\nlxc.cgroup2.pids.max = 32\nlxc.cgroup2.cpu.max = 50000 100000\n")
@@ -132,7 +132,7 @@ struct GuestTests {
         // The host and the container stay responsive.
         let alive = try sandbox.run("exec", "lim", "--", "sh", "-c", "pkill sleep; echo alive")
         #expect(alive.stdout.contains("alive"), "\(alive)")
-        #expect(try sandbox.run("stop", "lim", "--timeout", "3").status == 0)
+        try sandbox.expect(0, "stop", "lim", "--timeout", "3")
         #expect(cgroupFolders(of: "lim").isEmpty)
     }
 
@@ -142,8 +142,7 @@ struct GuestTests {
     func setupHost() throws {
         let user = "coop-setup-test"
         if getpwnam(user) == nil {
-            #expect(
-                try shell("/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user).status == 0)
+            try expectShell("/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user)
         }
         // Start from a user without ranges, as useradd on a host without /etc/subuid defaults gives.
         for file in ["/etc/subuid", "/etc/subgid"] {
@@ -186,8 +185,7 @@ struct GuestTests {
     func withoutDelegation() throws {
         let user = "coop-plain-test"
         if getpwnam(user) == nil {
-            #expect(
-                try shell("/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user).status == 0)
+            try expectShell("/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user)
         }
         let ranges = try String(contentsOfFile: "/etc/subuid", encoding: .utf8)
         if !ranges.contains("\(user):") {
@@ -199,7 +197,7 @@ struct GuestTests {
         _ = try shell("/usr/bin/find", "/sys/fs/cgroup", "-maxdepth", "3", "-path", "*/coop/\(user)", "-delete")
         let sandbox = try Sandbox(asUser: true, user: user)
         try sandbox.guestRemotes()
-        #expect(try sandbox.run("create", "plain", "t:busybox/1.36").status == 0)
+        try sandbox.expect(0, "create", "plain", "t:busybox/1.36")
         let config = sandbox.containers.appendingPathComponent("plain/config")
         let text = try String(contentsOf: config, encoding: .utf8)
         try (text + "lxc.cgroup2.memory.max = 64M\n").write(to: config, atomically: false, encoding: .utf8)
@@ -217,8 +215,8 @@ struct GuestTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func attach() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "att", "t:busybox/1.36").status == 0)
-        #expect(try sandbox.run("start", "att").status == 0)
+        try sandbox.expect(0, "create", "att", "t:busybox/1.36")
+        try sandbox.expect(0, "start", "att")
         let steps: [[String: Any]] = [
             ["expect": "# "], ["send": "echo $0; tty; stty size\n"], ["expect": "40 100"],
             ["send": "sleep 300 &\n"], ["send": "jobs\n"], ["expect": "Running"],
@@ -241,7 +239,7 @@ struct GuestTests {
         ).wait()
         #expect(exec.status == 4, "\(exec)")
         #expect(exec.stdout.hasPrefix("/dev/pts/"), "\(exec)")
-        #expect(try sandbox.run("stop", "att", "--timeout", "3").status == 0)
+        try sandbox.expect(0, "stop", "att", "--timeout", "3")
     }
 
     @Test(
@@ -249,8 +247,8 @@ struct GuestTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func busyboxInit() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "bb", "t:busybox/1.36").status == 0)
-        #expect(try sandbox.run("start", "bb").status == 0)
+        try sandbox.expect(0, "create", "bb", "t:busybox/1.36")
+        try sandbox.expect(0, "start", "bb")
         let ps = try sandbox.run("exec", "bb", "--", "ps")
         #expect(ps.stdout.contains("    1 root     init"), "\(ps)")
         let console = try sandbox.run("exec", "bb", "--", "sh", "-c", "test -c /dev/console && echo tty")
@@ -262,7 +260,7 @@ struct GuestTests {
             usleep(100_000)
         }
         #expect(text.contains("Please press Enter to activate this console"), "\(text)")
-        #expect(try sandbox.run("stop", "bb", "--timeout", "3").status == 0)
+        try sandbox.expect(0, "stop", "bb", "--timeout", "3")
     }
 
     @Test(
@@ -270,7 +268,7 @@ struct GuestTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func network() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "net", "t:busybox/1.36").status == 0)
+        try sandbox.expect(0, "create", "net", "t:busybox/1.36")
         let hostNet = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
         let script = "ls /sys/class/net; cat /proc/net/dev | wc -l; ls -l /proc/self/ns/net"
         let own = try sandbox.run("start", "net", "--foreground", "--", "/bin/sh", "-c", script)
@@ -291,8 +289,8 @@ struct GuestTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func nothingLeftBehind() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "gone", "t:busybox/1.36").status == 0)
-        #expect(try sandbox.run("start", "gone").status == 0)
+        try sandbox.expect(0, "create", "gone", "t:busybox/1.36")
+        try sandbox.expect(0, "start", "gone")
         _ = try sandbox.run("exec", "gone", "--", "sh", "-c", "sleep 300 & sleep 300 &")
         #expect(kill(try sandbox.initPID("gone"), SIGKILL) == 0)
         var left = try leftovers(of: sandbox, "gone")
@@ -301,7 +299,8 @@ struct GuestTests {
             left = try leftovers(of: sandbox, "gone")
         }
         #expect(left.mounts.isEmpty && left.processes.isEmpty, "\(left)")
-        #expect(try sandbox.run("list").stdout.contains("gone  stopped"))
+        let listed = try sandbox.expect(0, "list")
+        #expect(listed.stdout.contains("gone  stopped"), "\(listed)")
         #expect(!cgroupFolders(of: "gone").isEmpty, "nobody has removed them yet")
         let restarted = try sandbox.run("start", "gone", "--foreground", "--", "/bin/true")
         #expect(restarted.status == 0, "a new start clears what the killed one left: \(restarted)")
@@ -312,7 +311,7 @@ struct GuestTests {
         #expect(left.mounts.isEmpty && left.processes.isEmpty, "\(left)")
         #expect(cgroupFolders(of: "gone").isEmpty, "\(cgroupFolders(of: "gone"))")
         // And destroy clears them after a killed init.
-        #expect(try sandbox.run("start", "gone").status == 0)
+        try sandbox.expect(0, "start", "gone")
         #expect(kill(try sandbox.initPID("gone"), SIGKILL) == 0)
         usleep(200_000)
         let destroyed = try sandbox.run("destroy", "gone")

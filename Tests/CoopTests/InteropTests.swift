@@ -141,4 +141,22 @@ struct InteropTests {
         #expect(destroyed.status == 0, "\(destroyed)")
         #expect(!FileManager.default.fileExists(atPath: folder.path))
     }
+
+    @Test(
+        "lxc-as-user.sh sets up a user no step has set up yet (no /run/user/UID, no LXC cgroups), as on a fresh machine",
+        .enabled(if: TestHost.ready(.root)))
+    func asUserSetsUp() throws {
+        let user = "coop-lxc-test"
+        let fixtures = TestHost.repository.appendingPathComponent("Tests/Fixtures")
+        try expectShell(fixtures.appendingPathComponent("make-test-user.sh").path, user)
+        let uid = try #require(getpwnam(user)).pointee.pw_uid
+        // What a fresh machine has: no runtime folder, no cgroup of the user's.
+        try expectShell("/bin/rm", "-rf", "/run/user/\(uid)")
+        _ = try shell("/usr/bin/find", "/sys/fs/cgroup", "-maxdepth", "3", "-path", "*/lxc-user/\(user)", "-delete")
+        let asUser = fixtures.appendingPathComponent("lxc-as-user.sh").path
+        let ran = try expectShell(asUser, user, "/bin/sh", "-c", "id -u; echo $XDG_RUNTIME_DIR; cat /proc/self/cgroup")
+        let lines = ran.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.prefix(2) == ["\(uid)", "/run/user/\(uid)"], "\(ran)")
+        #expect(lines.contains { $0.hasSuffix(":/lxc-user/\(user)") }, "in the user's LXC cgroups: \(ran)")
+    }
 }

@@ -15,7 +15,7 @@ struct RuntimeTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func foregroundCommand() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "b1", "t:busybox/1.36").status == 0)
+        try sandbox.expect(0, "create", "b1", "t:busybox/1.36")
         let user = try TestHost.user()
         let script = "hostname; id -u; cat /proc/self/uid_map; echo ==; ps -o pid,comm; echo ==; ls /dev; exit 3"
         let result = try sandbox.run("start", "b1", "--foreground", "--", "/bin/sh", "-c", script)
@@ -43,24 +43,24 @@ struct RuntimeTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func startExecStop() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "b2", "t:busybox/1.36").status == 0)
+        try sandbox.expect(0, "create", "b2", "t:busybox/1.36")
         let started = try sandbox.run("start", "b2")
         #expect(started.status == 0, "\(started)")
         let pid = try sandbox.initPID("b2")
         let ps = try sandbox.run("exec", "b2", "--", "ps")
         #expect(ps.status == 0, "\(ps)")
         #expect(ps.stdout.contains("    1 root     init"), "\(ps)")
-        #expect(try sandbox.run("exec", "b2", "--", "sh", "-c", "exit 7").status == 7)
-        #expect(try sandbox.run("exec", "b2", "--", "no-such-command").status == 127)
+        try sandbox.expect(7, "exec", "b2", "--", "sh", "-c", "exit 7")
+        try sandbox.expect(127, "exec", "b2", "--", "no-such-command")
         let listed = try sandbox.run("list")
         #expect(listed.stdout.contains("b2    running  \(pid)"), "\(listed)")
         let destroyRunning = try sandbox.run("destroy", "b2")
         #expect(destroyRunning.status == 7, "\(destroyRunning)")
         let again = try sandbox.run("start", "b2")
         #expect(again.status == 7, "\(again)")
-        #expect(again.stderr.contains("already running"))
+        #expect(again.stderr.contains("already running"), "\(again)")
         // Two starts racing for one stopped container: one wins, the other is told it runs.
-        #expect(try sandbox.run("stop", "b2", "--timeout", "5").status == 0)
+        try sandbox.expect(0, "stop", "b2", "--timeout", "5")
         let racing = [try sandbox.start(["start", "b2"]), try sandbox.start(["start", "b2"])].map { $0.wait() }
         #expect(racing.map(\.status).sorted() == [0, 7], "\(racing)")
         let rootfs = sandbox.containers.appendingPathComponent("b2/rootfs").path
@@ -74,10 +74,11 @@ struct RuntimeTests {
         let stopped = try sandbox.run("stop", "b2", "--timeout", "5")
         #expect(stopped.status == 0, "\(stopped)")
         #expect(kill(pid, 0) != 0, "init is gone")
-        #expect(try sandbox.run("list").stdout.contains("b2    stopped"))
+        let listedStopped = try sandbox.expect(0, "list")
+        #expect(listedStopped.stdout.contains("b2    stopped"), "\(listedStopped)")
         let notRunning = try sandbox.run("exec", "b2", "--", "true")
-        #expect(notRunning.status == 7)
-        #expect(notRunning.stderr.contains("is not running"))
+        #expect(notRunning.status == 7, "\(notRunning)")
+        #expect(notRunning.stderr.contains("is not running"), "\(notRunning)")
     }
 
     @Test(
@@ -85,7 +86,7 @@ struct RuntimeTests {
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func confinement() throws {
         let sandbox = try userSandbox()
-        #expect(try sandbox.run("create", "b3", "t:busybox/1.36").status == 0)
+        try sandbox.expect(0, "create", "b3", "t:busybox/1.36")
         func hostHostname() -> String {
             var name = [CChar](repeating: 0, count: 256)
             gethostname(&name, name.count)
@@ -124,7 +125,7 @@ struct RuntimeTests {
         let result = try sandbox.run(
             "run", "t:debian/bookworm", "--", "/bin/sh", "-c", "grep CODENAME /etc/os-release; exit 4")
         #expect(result.status == 4, "\(result)")
-        #expect(result.stdout.contains("VERSION_CODENAME=bookworm"))
+        #expect(result.stdout.contains("VERSION_CODENAME=bookworm"), "\(result)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path)) ?? []
         #expect(left.filter { !$0.hasPrefix(".") }.isEmpty, "\(left)")
         // The image was unpacked once, as a base that later runs share; a run's changes die with it.
@@ -150,10 +151,34 @@ struct RuntimeTests {
         let result = try sandbox.run("check")
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("ok   subordinate ids: uids \(user.subuid)+"), "\(result)")
-        #expect(result.stdout.contains("ok   newuidmap: setuid root"))
+        #expect(result.stdout.contains("ok   newuidmap: setuid root"), "\(result)")
         for line in result.stdout.split(separator: "\n") where line.hasPrefix("gap") {
             let next = result.stdout.components(separatedBy: String(line) + "\n").last ?? ""
             #expect(next.hasPrefix("      fix: "), "a gap without a fix: \(line)")
         }
+    }
+    @Test(
+        "As root on a fresh host: coop makes coop/root as setup-host would (cpus and mems in v1 cpuset), init starts",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)))
+    func rootInitOnFreshHost() throws {
+        // What a fresh host has: no coop/root, and no coop before any setup-host. rmdir keeps folders in use.
+        let cpuset = "/sys/fs/cgroup/cpuset"
+        for folder in ["\(cpuset)/coop/root", "\(cpuset)/coop"] { rmdir(folder) }
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remote()
+        try sandbox.expect(0, "create", "rootinit", "t:busybox/1.36")
+        let started = try sandbox.expect(0, "start", "rootinit")
+        #expect(!started.stderr.contains("setup-host"), "root is not told to set itself up: \(started)")
+        if FileManager.default.fileExists(atPath: cpuset + "/cpuset.cpus") {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                for folder in ["\(cpuset)/coop", "\(cpuset)/coop/root"] {
+                    let value = (try? String(contentsOfFile: folder + "/" + file, encoding: .utf8)) ?? ""
+                    #expect(
+                        !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(folder)/\(file) is empty")
+                }
+            }
+        }
+        try sandbox.expect(0, "exec", "rootinit", "--", "true")
+        try sandbox.expect(0, "stop", "rootinit", "--timeout", "5")
     }
 }

@@ -2,6 +2,8 @@
 # Runs a command as an ordinary user as if logged in for LXC: in
 # the cgroups that lxc-user-setup.sh delegated to the user, with a clean
 # login-like environment. Output and exit status are the command's.
+# lxc-user-setup.sh runs first (it is idempotent) when the user's runtime
+# folder or one of its cgroups is missing, as on a fresh machine.
 #
 # Usage: lxc-as-user.sh USER COMMAND [ARG...]    (run as root)
 #
@@ -11,6 +13,7 @@ set -euo pipefail
 
 CGROUP_ROOT=/sys/fs/cgroup
 CGROUP_DIR=lxc-user
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() {
     echo "$(basename "$0"): $*" >&2
@@ -29,7 +32,30 @@ HOME_DIR=$(getent passwd "$USER_NAME" | cut -d: -f6)
 USER_SHELL=$(getent passwd "$USER_NAME" | cut -d: -f7)
 RUNTIME_DIR=/run/user/$USER_ID
 
-[ -d "$RUNTIME_DIR" ] || die "$RUNTIME_DIR missing; run lxc-user-setup.sh $USER_NAME CA_PEM first"
+# cgroup_mounts: every cgroup (v1) and cgroup2 hierarchy LXC looks at.
+cgroup_mounts() {
+    awk -v root="$CGROUP_ROOT" '
+        ($3 == "cgroup" || $3 == "cgroup2") {
+            dir = $2; sub("/[^/]*$", "", dir)
+            if ($2 == root || dir == root) print $2
+        }' /proc/self/mounts | sort -u
+}
+
+# set_up: whether the user's runtime folder and a cgroup of its own in every
+# hierarchy are there.
+set_up() {
+    local mnt
+    [ -d "$RUNTIME_DIR" ] || return 1
+    while read -r mnt; do
+        [ -d "$mnt/$CGROUP_DIR/$USER_NAME" ] || return 1
+        [ "$(stat -c %u "$mnt/$CGROUP_DIR/$USER_NAME")" = "$USER_ID" ] || return 1
+    done < <(cgroup_mounts)
+}
+
+if ! set_up; then
+    "$HERE/lxc-user-setup.sh" "$USER_NAME" >&2 || die "lxc-user-setup.sh $USER_NAME failed"
+fi
+[ -d "$RUNTIME_DIR" ] || die "$RUNTIME_DIR missing after lxc-user-setup.sh $USER_NAME"
 
 # Move this process (and so the command it becomes) into the user's cgroup
 # in every hierarchy. lxc-start creates the container's cgroups below the
@@ -42,11 +68,7 @@ while read -r mnt; do
     fi
     echo "$$" >"$cg/cgroup.procs"
     moved=1
-done < <(awk -v root="$CGROUP_ROOT" '
-    ($3 == "cgroup" || $3 == "cgroup2") {
-        dir = $2; sub("/[^/]*$", "", dir)
-        if ($2 == root || dir == root) print $2
-    }' /proc/self/mounts | sort -u)
+done < <(cgroup_mounts)
 [ "$moved" -eq 1 ] || die "no cgroup hierarchy mounted under $CGROUP_ROOT"
 
 # LXC resolves ~/.config/lxc, ~/.local/share/lxc and ~/.cache/lxc from HOME

@@ -3,11 +3,12 @@
 # lxc-start, lxc-attach, lxc-stop, lxc-destroy) as an unprivileged user on a
 # host without systemd, with a cgroup v1 (legacy or hybrid) layout.
 #
-# Usage: lxc-user-setup.sh USER CA_PEM    (run as root; idempotent)
+# Usage: lxc-user-setup.sh USER [CA_PEM]    (run as root; idempotent)
 #
 # USER needs a subordinate uid and gid range of at least 65536 ids (see
 # make-test-user.sh). CA_PEM is the CA that signed the image server's
-# certificate; lxc-download fetches with wget over https only.
+# certificate; lxc-download fetches with wget over https only. Without it
+# the wget configuration is left as it is (lxc-as-user.sh sets up that way).
 #
 # What it sets up:
 #   ~/.config/lxc/default.conf  id map from /etc/subuid and /etc/subgid, no
@@ -30,14 +31,14 @@ die() {
     exit 1
 }
 
-[ "$#" -eq 2 ] || die "usage: $0 USER CA_PEM"
+[ "$#" -eq 1 ] || [ "$#" -eq 2 ] || die "usage: $0 USER [CA_PEM]"
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
 USER_NAME=$1
-CA_PEM=$2
+CA_PEM=${2:-}
 
 id -u "$USER_NAME" >/dev/null 2>&1 || die "no such user: $USER_NAME"
-if [ ! -r "$CA_PEM" ] || [ ! -s "$CA_PEM" ]; then
+if [ -n "$CA_PEM" ] && { [ ! -r "$CA_PEM" ] || [ ! -s "$CA_PEM" ]; }; then
     die "cannot read CA certificate $CA_PEM"
 fi
 
@@ -112,14 +113,16 @@ EOF
 
 # lxc-download runs wget as the user, inside a user namespace, and the
 # file must stay readable there: keep a copy in the user's home.
-as_user_file 0644 "$HOME_DIR/.config/lxc/ca.pem" <"$CA_PEM"
-WGETRC=$HOME_DIR/.wgetrc
-{
-    if [ -f "$WGETRC" ]; then
-        grep -v -i -E '^[[:space:]]*ca_?certificate[[:space:]]*=' "$WGETRC" || true
-    fi
-    echo "ca_certificate = $HOME_DIR/.config/lxc/ca.pem"
-} | as_user_file 0644 "$WGETRC"
+if [ -n "$CA_PEM" ]; then
+    as_user_file 0644 "$HOME_DIR/.config/lxc/ca.pem" <"$CA_PEM"
+    WGETRC=$HOME_DIR/.wgetrc
+    {
+        if [ -f "$WGETRC" ]; then
+            grep -v -i -E '^[[:space:]]*ca_?certificate[[:space:]]*=' "$WGETRC" || true
+        fi
+        echo "ca_certificate = $HOME_DIR/.config/lxc/ca.pem"
+    } | as_user_file 0644 "$WGETRC"
+fi
 
 # Without logind nobody creates XDG_RUNTIME_DIR; LXC keeps its locks there.
 install -d -m 0755 /run/user

@@ -30,7 +30,7 @@ final class Sandbox: @unchecked Sendable {
     /// Gives the sandbox to the test user (or leaves it to root).
     func own() throws {
         guard asUser else { return }
-        let user = try TestHost.user(userName)
+        let user = try TestHost.account(userName)
         let walker = FileManager.default.enumerator(atPath: root.path)
         chown(root.path, user.uid, user.gid)
         while let relative = walker?.nextObject() as? String {
@@ -88,7 +88,7 @@ final class Sandbox: @unchecked Sendable {
         command += [TestHost.binary.path] + arguments
         if asUser {
             // setpriv execs: the pid it gets is coop's own, so a test can kill it.
-            let user = try TestHost.user(userName)
+            let user = try TestHost.account(userName)
             command = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups"] + command
         }
         return command
@@ -97,6 +97,19 @@ final class Sandbox: @unchecked Sendable {
     @discardableResult
     func run(_ arguments: String...) throws -> CoopResult {
         try start(arguments).wait()
+    }
+
+    /// Runs coop with `arguments` and expects exit status `status`; a failure shows the command and its
+    /// stdout and stderr.
+    @discardableResult
+    func expect(_ status: Int32, _ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> CoopResult
+    {
+        let result = try start(arguments).wait()
+        #expect(
+            result.status == status, "coop \(arguments.joined(separator: " ")): \(result)",
+            sourceLocation: sourceLocation)
+        return result
     }
 
     /// PID 1 of the running container `name`, as `coop start` recorded it in state.json.

@@ -76,6 +76,12 @@ enum TestHost {
 
     static var guestsKey: URL { fixtures.appendingPathComponent("keys/guests.asc") }
 
+    /// The user's uid and gid (it may have no subordinate ids).
+    static func account(_ userName: String = userName) throws -> (uid: uid_t, gid: gid_t) {
+        let entry = try #require(getpwnam(userName), "no user \(userName): run the tests with 'make test'")
+        return (entry.pointee.pw_uid, entry.pointee.pw_gid)
+    }
+
     /// The user's uid, gid and first subordinate uid.
     static func user(_ userName: String = userName) throws -> (uid: uid_t, gid: gid_t, subuid: UInt32) {
         let entry = try #require(getpwnam(userName), "no user \(userName): run the tests with 'make test'")
@@ -91,15 +97,17 @@ enum TestHost {
         .deletingLastPathComponent().deletingLastPathComponent()
 
     /// The coop binary with its supervisor beside it, copied once to a folder every user can read (the
-    /// checkout may be private).
+    /// checkout may be private). cp copies, not this process: a child that another test forks while this
+    /// process holds the copy open for writing would keep it open, and exec would fail (ETXTBSY).
     static let binary: URL = {
         let folder = URL(fileURLWithPath: "/tmp/coop-tests-bin-\(getpid())")
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         chmod(folder.path, 0o755)
         for name in ["coop-supervisor", "coop"] {
             let copy = folder.appendingPathComponent(name)
-            try? FileManager.default.removeItem(at: copy)
-            try? FileManager.default.copyItem(at: repository.appendingPathComponent(".build/debug/\(name)"), to: copy)
+            _ = try? RunningCoop([
+                "/bin/cp", "-f", repository.appendingPathComponent(".build/debug/\(name)").path, copy.path,
+            ]).wait()
             chmod(copy.path, 0o755)
         }
         return folder.appendingPathComponent("coop")
