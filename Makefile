@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages coop needs to build, test and benchmark (installed by `make deps` when root).
 PACKAGES := libcurl4-openssl-dev libarchive-dev libgpgme-dev liblzma-dev libssl-dev pkg-config \
 	gnupg xz-utils uidmap mmdebstrap nginx-light busybox-static openssl ca-certificates curl wget python3 \
-	lxc libpam-cgfs hyperfine bubblewrap crun valgrind zstd gcc libc6-dev
+	lxc libpam-cgfs hyperfine bubblewrap crun valgrind zstd gcc libc6-dev python3-matplotlib
 
 FIXTURES ?= /var/tmp/coop-fixtures
 TEST_USER ?= coop-test
@@ -49,7 +49,7 @@ format:
 	swift format format --in-place --recursive Package.swift Sources Tests
 
 bench: deps release fixtures
-	bench/create.sh $(FIXTURES) $(TEST_USER)
+	BENCH_PLOT=$(CURDIR)/docs/benchmarks-create.png bench/create.sh $(FIXTURES) $(TEST_USER)
 	bench/build.sh
 	bench/runtime.sh $(FIXTURES) $(TEST_USER)
 

@@ -22,6 +22,12 @@
 #   lxc warm    no container, the image in LXC's cache
 #   tar -xJf    anchor: root unpacks rootfs.tar.xz into an empty folder
 #   xz -dc      anchor: decoding rootfs.tar.xz alone
+#   floor       anchor: root runs xz -T2 -dc rootfs.tar.xz | tar -x: what an unpack cannot beat here
+#   ... (single-stream)  coop cold, lxc cold and the floor again, for the same rootfs recompressed as one
+#               xz stream of one block (as images.linuxcontainers.org publishes them: no parallel decoding),
+#               signed with the fixture key and served from a second loopback server
+# Targets: cold <= 0.5 x lxc-create and <= 1.25 x the floor on both images, warm <= 0.25 x lxc-create.
+# With BENCH_PLOT=FILE.png (and python3-matplotlib) the medians are also drawn as a bar chart.
 # Prints machine facts, the image size, a table of medians and the coop/lxc ratios.
 # Exits non-zero only when a command fails, not when a ratio misses its target.
 #
@@ -37,6 +43,7 @@
 set -euo pipefail
 
 COLD_TARGET=0.5
+FLOOR_TARGET=1.25
 WARM_TARGET=0.25
 NAME=coop-bench
 
@@ -56,19 +63,19 @@ set_aside() {
 # with the BENCH_* variables exported by the main part.
 reset() {
     case "$1" in
-        coop-cold | coop-warm)
+        coop-cold | coop-warm | coop-cold-single)
             set_aside "$BENCH_CONTAINERS/$NAME"
-            if [ "$1" = coop-cold ]; then
+            if [ "$1" != coop-warm ]; then
                 find "$BENCH_CACHE" -mindepth 1 -delete
             fi
             ;;
-        lxc-cold | lxc-warm)
+        lxc-cold | lxc-warm | lxc-cold-single)
             set_aside "$BENCH_HOME/.local/share/lxc/$NAME"
-            if [ "$1" = lxc-cold ]; then
+            if [ "$1" != lxc-warm ]; then
                 rm -rf "$BENCH_HOME/.cache/lxc"
             fi
             ;;
-        tar)
+        tar | floor)
             set_aside "$BENCH_WORK/tar"
             mkdir "$BENCH_WORK/tar"
             ;;
@@ -90,7 +97,7 @@ fi
     exit 2
 }
 [ "$(id -u)" -eq 0 ] || die "run as root (it starts the image server and switches to USER)"
-for cmd in hyperfine lxc-create lxc-destroy runuser python3 xz tar wget nginx sync; do
+for cmd in hyperfine lxc-create lxc-destroy runuser python3 xz tar wget nginx sync gpg gpgconf sha256sum; do
     command -v "$cmd" >/dev/null || die "missing command: $cmd"
 done
 
@@ -153,6 +160,10 @@ cleanup() {
     fi
     # serve.sh stops the nginx master by the pid in its pid file.
     "$repo/Tests/Fixtures/serve.sh" stop "$work/server" >/dev/null 2>&1 || status=1
+    "$repo/Tests/Fixtures/serve.sh" stop "$work/server-single" >/dev/null 2>&1 || true
+    if [ -d "$work/gnupg" ]; then
+        gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null || true
+    fi
     if [ "$lxc_used" = true ]; then
         rm -rf "$home/.cache/lxc"
     fi
@@ -172,6 +183,27 @@ eval "$("$repo/Tests/Fixtures/serve.sh" start "$work/www" "$work/server" | grep 
 [ -n "${HTTPS_PORT:-}" ] || die "image server did not report its port"
 ca=$work/server/tls/ca.pem
 
+# The single-stream site: the same build with its rootfs recompressed as one xz block, signed again
+# (rootfs.tar.xz and SHA256SUMS) with the fixture key; everything else, the signed indexes included,
+# as it is. A second loopback server serves it.
+single=$work/www-single
+cp -a "$site" "$single"
+single_rootfs=$single/$build_path/rootfs.tar.xz
+single_dir=$(dirname "$single_rootfs")
+xz -dc "$rootfs" | xz -T1 -6 -c >"$single_rootfs.new"
+mv "$single_rootfs.new" "$single_rootfs"
+cp -a "$fixtures/gnupg/signer" "$work/gnupg"
+for file in "$single_rootfs" "$single_dir/SHA256SUMS"; do
+    if [ "$file" = "$single_dir/SHA256SUMS" ]; then
+        (cd "$single_dir" && sha256sum rootfs.tar.xz meta.tar.xz >SHA256SUMS)
+    fi
+    gpg --homedir "$work/gnupg" --batch --quiet --yes --armor --detach-sign -o "$file.asc" "$file"
+done
+gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null || true
+single_port=$("$repo/Tests/Fixtures/serve.sh" start "$single" "$work/server-single" |
+    sed -n 's/^HTTPS_PORT=\([0-9]*\)$/\1/p')
+[ -n "$single_port" ] || die "the single-stream server did not report its port"
+
 # coop, installed into a private prefix whose images.index names the local remote
 # (COOP_DATA below points at it explicitly).
 prefix=$work/prefix
@@ -181,8 +213,10 @@ install -D -m 0644 "$repo/images.index" "$prefix/share/coop/images.index"
 install -d -m 0755 "$prefix/share/coop/keys"
 install -m 0644 "$repo"/keys/*.asc "$prefix/share/coop/keys/"
 install -m 0644 "$fixtures/keys/signer.asc" "$prefix/share/coop/keys/bench-local.asc"
-echo "local;lxc;https://127.0.0.1:$HTTPS_PORT;keys/bench-local.asc;$fingerprint" \
-    >>"$prefix/share/coop/images.index"
+{
+    echo "local;lxc;https://127.0.0.1:$HTTPS_PORT;keys/bench-local.asc;$fingerprint"
+    echo "single;lxc;https://127.0.0.1:$single_port;keys/bench-local.asc;$fingerprint"
+} >>"$prefix/share/coop/images.index"
 install -d -o "$user" -g "$group" -m 0755 "$work/log"
 
 # wget (used by lxc-download) trusts the fixture CA through WGETRC, curl in coop through
@@ -243,12 +277,17 @@ echo "   lxc:      $(lxc-create --version)"
 echo "   load:     $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "   tools:    $(hyperfine --version), $(xz --version | head -n1), $(tar --version | head -n1)"
 echo "== image debian/bookworm/$arch build $(basename "$build_path")"
-xz --robot --list "$rootfs" | awk -F'\t' '$1 == "totals" {
-    printf "   rootfs.tar.xz %.1f MB (%d xz blocks), %.1f MB as tar\n", $4 / 1e6, $3, $5 / 1e6 }'
+for file in "$rootfs" "$single_rootfs"; do
+    xz --robot --list "$file" | awk -F'\t' '$1 == "totals" {
+        printf "   rootfs.tar.xz %.1f MB (%d xz blocks), %.1f MB as tar\n", $4 / 1e6, $3, $5 / 1e6 }'
+done
 
 coop_create=("$as_user" coop create "$NAME" local:debian/bookworm)
 lxc_create=("$as_user" lxc-create -t download -n "$NAME" --
     --server "127.0.0.1:$HTTPS_PORT" -d debian -r bookworm -a "$arch")
+coop_create_single=("$as_user" coop create "$NAME" single:debian/bookworm)
+lxc_create_single=("$as_user" lxc-create -t download -n "$NAME" --
+    --server "127.0.0.1:$single_port" -d debian -r bookworm -a "$arch")
 
 # Check once, with output shown, that both tools really create the container.
 echo "== checking both tools as $user"
@@ -314,32 +353,77 @@ bench "coop create (warm)" coop-warm "${coop_create[@]}"
 bench "lxc-create (warm)" lxc-warm "${lxc_create[@]}"
 bench "tar -xJf rootfs.tar.xz (root)" tar tar -xJf "$rootfs" -C "$work/tar"
 bench "xz -dc rootfs.tar.xz" none xz -dc "$rootfs"
+# shellcheck disable=SC2016 # expanded by the timed shell
+unpack='xz -T2 -dc "$1" | tar -x -C "$2"'
+bench "floor: xz -T2 -dc | tar -x (root)" floor sh -c "$unpack" sh "$rootfs" "$work/tar"
+mv "$work/floor.json" "$work/floor-multi.json"
+bench "coop create (cold, single-stream)" coop-cold-single "${coop_create_single[@]}"
+bench "lxc-create (cold, single-stream)" lxc-cold-single "${lxc_create_single[@]}"
+bench "floor (single-stream, root)" floor sh -c "$unpack" sh "$single_rootfs" "$work/tar"
+mv "$work/floor.json" "$work/floor-single.json"
 
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
-python3 - "$work" "$runs" "$COLD_TARGET" "$WARM_TARGET" <<'EOF'
+python3 - "$work" "$runs" "$COLD_TARGET" "$FLOOR_TARGET" "$WARM_TARGET" "${BENCH_PLOT:-}" <<'EOF'
 import json
 import sys
 
 work, runs = sys.argv[1], sys.argv[2]
-cold_target, warm_target = float(sys.argv[3]), float(sys.argv[4])
-cases = ["coop-cold", "lxc-cold", "coop-warm", "lxc-warm", "tar", "none"]
+cold_target, floor_target, warm_target = map(float, sys.argv[3:6])
+plot = sys.argv[6]
+cases = ["coop-cold", "lxc-cold", "coop-warm", "lxc-warm", "tar", "none", "floor-multi",
+         "coop-cold-single", "lxc-cold-single", "floor-single"]
 results = {}
 for case in cases:
     with open(f"{work}/{case}.json") as f:
         results[case] = json.load(f)["results"][0]
 
 print(f"median of {runs} runs, seconds")
-print(f"{'case':<32} {'median':>8} {'min':>8} {'max':>8}   runs in order")
+print(f"{'case':<36} {'median':>8} {'min':>8} {'max':>8}   runs in order")
 for case in cases:
     r = results[case]
     times = " ".join(f"{t:.2f}" for t in r["times"])
-    print(f"{r['command']:<32} {r['median']:>8.3f} {r['min']:>8.3f} {r['max']:>8.3f}   {times}")
+    print(f"{r['command']:<36} {r['median']:>8.3f} {r['min']:>8.3f} {r['max']:>8.3f}   {times}")
 print()
-for kind, target in (("cold", cold_target), ("warm", warm_target)):
-    ratio = results[f"coop-{kind}"]["median"] / results[f"lxc-{kind}"]["median"]
-    verdict = "met" if ratio <= target else "missed"
-    print(f"coop/lxc {kind}: {ratio:.2f}  (target <= {target:g}: {verdict})")
+
+
+def ratio(a, b, target, label):
+    value = results[a]["median"] / results[b]["median"]
+    verdict = "met" if value <= target else "missed"
+    print(f"{label:<36} {value:.2f}  (target <= {target:g}: {verdict})")
+
+
+ratio("coop-cold", "lxc-cold", cold_target, "coop/lxc cold")
+ratio("coop-cold", "floor-multi", floor_target, "coop cold/floor")
+ratio("coop-cold-single", "lxc-cold-single", cold_target, "coop/lxc cold, single-stream")
+ratio("coop-cold-single", "floor-single", floor_target, "coop cold/floor, single-stream")
+ratio("coop-warm", "lxc-warm", warm_target, "coop/lxc warm")
+
+if plot:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no plot: python3-matplotlib is not installed")
+        sys.exit(0)
+    order = ["coop-cold", "lxc-cold", "floor-multi", "coop-warm", "lxc-warm",
+             "coop-cold-single", "lxc-cold-single", "floor-single"]
+    labels = [results[name]["command"] for name in order]
+    medians = [results[name]["median"] for name in order]
+    colours = ["tab:blue" if n.startswith("coop") else "tab:gray" if n.startswith("floor") else "tab:orange"
+               for n in order]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    bars = ax.barh(range(len(labels)), medians, color=colours)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"seconds (median of {runs} runs)")
+    ax.set_title("coop create against lxc-create -t download and the unpack floor")
+    for bar, value in zip(bars, medians):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.2f}", va="center")
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    print(f"plot: {plot}")
 EOF
 
 echo

@@ -291,9 +291,13 @@ static void become_pid1(const coop_container_spec *spec, int report) {
     mount_point(rootfs, "sys", 0555, path, sizeof path, report, COOP_RUN_MOUNT_SYS);
     unsigned long sys_flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount("sysfs", path, "sysfs", sys_flags, NULL) < 0) {
-        // A shared network namespace is not ours to mount sysfs for: bind the host's, read-only.
+        // A shared network namespace is not ours to mount sysfs for: bind the host's, read-only. The
+        // remount names the new mount by its path (the descriptor's path is the folder below it); the
+        // folder was just found to be no symbolic link, and nothing runs in the container yet.
+        char mounted[4096];
+        snprintf(mounted, sizeof mounted, "%s/sys", rootfs);
         if (mount("/sys", path, NULL, MS_BIND | MS_REC, NULL) < 0 ||
-            mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | sys_flags, NULL) < 0)
+            mount(NULL, mounted, NULL, MS_BIND | MS_REMOUNT | sys_flags, NULL) < 0)
             fail(report, COOP_RUN_MOUNT_SYS);
     }
     set_up_dev(rootfs, report);

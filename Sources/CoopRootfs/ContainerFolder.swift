@@ -17,8 +17,11 @@ public enum ContainerFolder {
     private static let noID: UInt32 = 0xFFFF_FFFF
 
     /// Makes `folder` private to its owner but searchable by `idMap`'s root id; without ACL support in the
-    /// filesystem it falls back to 0711 (searchable by all, listable by none) and says so once.
+    /// filesystem it falls back to 0711 (searchable by all, listable by none) and says so.
+    /// A folder of someone else's (LXC makes a container's folder its root's) keeps what its maker set.
     public static func makePrivate(_ folder: URL, for idMap: IDMap) throws {
+        var info = stat()
+        guard lstat(folder.path, &info) == 0, info.st_uid == geteuid() else { return }
         guard chmod(folder.path, 0o700) == 0 else { throw CoopError.system("permissions of \(folder.path)") }
         var bytes: [UInt8] = []
         append(&bytes, version)
