@@ -20,7 +20,7 @@ struct IndexTests {
         #expect(remotes[1].imageProtocol == .simplestreams)
         #expect(remotes[1].fingerprint == nil)
         #expect(
-            remotes[0].address(of: "/meta/1.0/index-system")
+            try remotes[0].address(of: "/meta/1.0/index-system")
                 == "https://images.linuxcontainers.org/meta/1.0/index-system")
     }
 
