@@ -28,7 +28,9 @@ public enum IndexField {
         for (offset, byte) in bytes.enumerated() where offset != 8 && offset != 11 {
             guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return false }
         }
-        return BuildID.epoch(text) != nil && BuildID.string(epoch: BuildID.epoch(text)!) == text
+        // A real time: the formatter reads `20241301_05:24` as a date in 2025, which then prints differently.
+        guard let epoch = BuildID.epoch(text) else { return false }
+        return BuildID.string(epoch: epoch) == text
     }
 
     /// A path below the remote's base: letters, digits and `._+-:~@=,/` only (so no `%`-escape, no

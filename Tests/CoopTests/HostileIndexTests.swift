@@ -238,6 +238,48 @@ struct HostileIndexTests {
         #expect(!(try sandbox.run("cache", "list").stdout.contains("busybox")))
     }
 
+    @Test(
+        "A clearsigned images.sjson is what counts when images.json has no signature of its own",
+        .enabled(if: ready))
+    func clearsignedStreams() throws {
+        let sandbox = try Sandbox(asUser: false)
+        let site = try CraftedSite(sandbox)
+        try site.addFiles(at: "images/b1", signatures: true)
+        try site.writeStreams([("20251129_00:00", "images/b1", true)], sign: false)
+        let json = site.root.appendingPathComponent("streams/v1/images.json")
+        try CraftedSite.sign(json, clear: true)
+        // The unsigned images.json is replaced by one that lists another build: it must not be used.
+        let good = try Data(contentsOf: json)
+        try site.writeStreams([("20251130_00:00", "images/b1", true)], sign: false)
+        #expect(try Data(contentsOf: json) != good)
+        try sandbox.remotes([site.remoteLine("simplestreams")])
+        let result = try sandbox.run("fetch", "t:busybox", "1.36", "amd64")
+        #expect(result.status == 0, "\(result)")
+        #expect(try sandbox.run("cache", "list").stdout.contains("20251129_00:00"))
+
+        // A changed clearsigned text does not verify.
+        var text = try String(contentsOf: site.root.appendingPathComponent("streams/v1/images.sjson"), encoding: .utf8)
+        text = text.replacingOccurrences(of: "20251129_00:00", with: "20251130_00:00")
+        try text.write(
+            to: site.root.appendingPathComponent("streams/v1/images.sjson"), atomically: true, encoding: .utf8)
+        let changed = try sandbox.run("fetch", "t:busybox", "1.36", "amd64", "--flush-cache")
+        #expect(changed.status == 5, "\(changed)")
+        #expect(changed.stderr.contains("images.sjson"), "\(changed)")
+    }
+
+    @Test("The rootfs download stops at the size the signed list gives", .enabled(if: ready))
+    func rootfsStopsAtListedSize() throws {
+        let sandbox = try Sandbox(asUser: false)
+        let site = try CraftedSite(sandbox)
+        try site.addFiles(at: "images/b1", signatures: true)
+        try site.writeStreams([("20251129_00:00", "images/b1", true)], sign: true, rootfsSizeDelta: -4096)
+        try sandbox.remotes([site.remoteLine("simplestreams")])
+        let result = try sandbox.run("create", "s1", "t:busybox/1.36/amd64")
+        #expect(result.status == 5, "\(result)")
+        #expect(result.stderr.contains("the size its index lists"), "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: sandbox.containers.appendingPathComponent("s1").path))
+    }
+
     @Test("A signed simplestreams list whose items carry no sha256 vouches for nothing", .enabled(if: ready))
     func itemsWithoutSHA256() throws {
         let sandbox = try Sandbox(asUser: false)
@@ -290,7 +332,7 @@ struct CraftedSite {
 
     /// `streams/v1/index.json` and `images.json` listing busybox 1.36 amd64 with the given versions, each
     /// (version key, folder, whether items carry sha256 and size).
-    func writeStreams(_ versions: [(String, String, Bool)], sign: Bool) throws {
+    func writeStreams(_ versions: [(String, String, Bool)], sign: Bool, rootfsSizeDelta: Int = 0) throws {
         var entries: [String: Any] = [:]
         let meta = try Data(contentsOf: Self.source.appendingPathComponent("meta.tar.xz"))
         let rootfs = try Data(contentsOf: Self.source.appendingPathComponent("rootfs.tar.xz"))
@@ -299,7 +341,7 @@ struct CraftedSite {
             var lxd: [String: Any] = ["ftype": "lxd.tar.xz", "path": folder + "/meta.tar.xz"]
             if hashes {
                 root["sha256"] = Self.sha256(rootfs)
-                root["size"] = rootfs.count
+                root["size"] = rootfs.count + rootfsSizeDelta
                 lxd["sha256"] = Self.sha256(meta)
                 lxd["size"] = meta.count
                 lxd["combined_rootxz_sha256"] = Self.sha256(meta + rootfs)
@@ -339,7 +381,7 @@ struct CraftedSite {
 
     /// A detached armored signature by the fixture signing key, made in a copy of its GnuPG home whose agent
     /// is stopped afterwards.
-    static func sign(_ file: URL) throws {
+    static func sign(_ file: URL, clear: Bool = false) throws {
         var template = Array("/tmp/coop-sign-XXXXXX".utf8CString)
         let home = String(cString: try #require(mkdtemp(&template)))
         defer {
@@ -349,9 +391,10 @@ struct CraftedSite {
         let copied = try shell(
             "/bin/cp", "-a", TestHost.fixtures.appendingPathComponent("gnupg/signer").path + "/.", home)
         #expect(copied.status == 0, "\(copied)")
+        let output = clear ? file.deletingPathExtension().path + ".sjson" : file.path + ".asc"
         let signed = try shell(
-            "/usr/bin/gpg", "--homedir", home, "--batch", "--quiet", "--yes", "--armor", "--detach-sign", "--output",
-            file.path + ".asc", file.path)
+            "/usr/bin/gpg", "--homedir", home, "--batch", "--quiet", "--yes", "--armor",
+            clear ? "--clearsign" : "--detach-sign", "--output", output, file.path)
         #expect(signed.status == 0, "\(signed)")
     }
 }
