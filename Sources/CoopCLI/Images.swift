@@ -14,6 +14,9 @@ struct Images: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    @Flag(name: .customLong("no-verify"), help: "Read the remote's index without checking its signature (warns).")
+    var noVerify = false
+
     func run() throws {
         var filters = filters
         var remoteName = remote
@@ -26,7 +29,7 @@ struct Images: ParsableCommand {
         }
         let environment = try Environment()
         let remote = try environment.catalog.remote(named: remoteName)
-        let index = try environment.fetcher.index(of: remote)
+        let index = try environment.fetcher.index(of: remote, verify: !noVerify)
         let builds = index.builds.filter { build in
             let fields = [build.distro, build.release, build.arch]
             return zip(filters, fields).allSatisfy { $0 == $1 }

@@ -27,8 +27,44 @@ public struct Remote: Sendable, Equatable, Codable {
         self.fingerprint = fingerprint?.uppercased()
     }
 
-    /// `base/path`, without doubling the slash between them.
-    public func address(of path: String) -> String {
-        path.hasPrefix("/") ? url + path : url + "/" + path
+    /// `base/path`, without doubling the slash between them. `path` comes from the remote's index: it must
+    /// match `IndexField.isPath` (no `..`, no `%`-escape), and for a `file://` remote the file it names,
+    /// with escapes decoded, must lie inside the remote's folder.
+    public func address(of path: String) throws -> String {
+        guard IndexField.isPath(path) else {
+            throw IndexField.refusal(
+                remote: name, source: url, field: "path", value: path,
+                expected: "a path below the remote (letters, digits, ._+-:~@=,/ and no '..' or '%')")
+        }
+        let address = path.hasPrefix("/") ? url + path : url + "/" + path
+        if url.hasPrefix("file://") {
+            let base = Self.decodedFilePath(url)
+            let target = Self.decodedFilePath(address)
+            guard let base, let target, target.hasPrefix(base.hasSuffix("/") ? base : base + "/") else {
+                throw CoopError(
+                    .verification, "path \(IndexField.escaped(path)) on remote '\(name)'",
+                    cause: "leads outside the remote's folder \(url)",
+                    fix: "the remote's index names files outside its folder: nothing was read; check the remote")
+            }
+        }
+        return address
+    }
+
+    /// The file system path a `file://` URL names, percent-escapes decoded and `.`/`..` resolved as text.
+    static func decodedFilePath(_ fileURL: String) -> String? {
+        guard let decoded = String(fileURL.dropFirst("file://".count)).removingPercentEncoding,
+            decoded.hasPrefix("/")
+        else { return nil }
+        var parts: [Substring] = []
+        for part in decoded.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." {
+                if parts.isEmpty { return nil }
+                parts.removeLast()
+            } else {
+                parts.append(part)
+            }
+        }
+        return "/" + parts.joined(separator: "/")
     }
 }

@@ -36,8 +36,8 @@ public enum Simplestreams {
         var products: [String: Product]
     }
 
-    /// The products file the index names for image downloads.
-    public static func productsPath(fromIndex data: Data, source: String) throws -> String {
+    /// The products file the index names for image downloads: a `.json` path below the remote.
+    public static func productsPath(fromIndex data: Data, source: String, remote: String = "?") throws -> String {
         let index: Index
         do { index = try JSONDecoder().decode(Index.self, from: data) } catch {
             throw CoopError(.verification, "simplestreams index \(source)", cause: "not valid JSON: \(error)")
@@ -46,31 +46,58 @@ public enum Simplestreams {
         guard let entry else {
             throw CoopError(.verification, "simplestreams index \(source)", cause: "lists no image-downloads products")
         }
+        guard IndexField.isPath(entry.path), entry.path.hasSuffix(".json") else {
+            throw IndexField.refusal(
+                remote: remote, source: source, field: "path", value: entry.path,
+                expected: "a .json path below the remote (letters, digits, ._+-:~@=,/ and no '..' or '%')")
+        }
         return entry.path
     }
 
     /// Metadata tarball kinds, most useful to coop first: LXC's own meta, then Incus's and LXD's.
     static let metadataTypes = ["meta.tar.xz", "incus.tar.xz", "lxd.tar.xz"]
 
-    public static func parseProducts(_ data: Data, source: String) throws -> [ImageBuild] {
+    /// Parses a products file; every product key, version key and item of a usable version must match its
+    /// grammar in `IndexField`, or the whole file is refused.
+    public static func parseProducts(_ data: Data, source: String, remote: String = "?") throws -> [ImageBuild] {
         let products: Products
         do { products = try JSONDecoder().decode(Products.self, from: data) } catch {
             throw CoopError(.verification, "simplestreams products \(source)", cause: "not valid JSON: \(error)")
         }
+        func refuse(_ field: String, _ value: String, _ expected: String) -> CoopError {
+            IndexField.refusal(remote: remote, source: source, field: field, value: value, expected: expected)
+        }
+        let nameRule = "a name of [a-z0-9._+-] (at most \(IndexField.maxNameLength) characters)"
         var builds: [ImageBuild] = []
-        for (key, product) in products.products {
-            let parts = key.split(separator: ":").map(String.init)
-            guard parts.count == 4, parts.allSatisfy(ImageReference.isSafeComponent) else { continue }
-            for (build, version) in product.versions ?? [:] {
-                guard ImageReference.isSafeComponent(build),
-                    let root = version.items.values.first(where: { $0.ftype == "root.tar.xz" }),
+        for (key, product) in products.products.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 4 else { throw refuse("product", key, "distro:release:arch:variant") }
+            for (part, name) in zip(parts, ["distro", "release", "arch", "variant"]) where !IndexField.isName(part) {
+                throw refuse("\(name) of product \(IndexField.escaped(key))", part, nameRule)
+            }
+            for (build, version) in (product.versions ?? [:]).sorted(by: { $0.key < $1.key }) {
+                guard IndexField.isBuild(build) else {
+                    throw refuse("version of product \(key)", build, "a build id of the form YYYYMMDD_HH:MM")
+                }
+                guard let root = version.items.values.first(where: { $0.ftype == "root.tar.xz" }),
                     let meta = metadataTypes.lazy.compactMap({ type in
                         version.items.values.first { $0.ftype == type }
                     }).first
                 else { continue }
-                for item in [root, meta] where item.path.split(separator: "/").contains("..") {
-                    throw CoopError(
-                        .verification, "simplestreams item \(item.path)", cause: "path climbs out with '..'")
+                let place = "item of \(key) \(build)"
+                for item in [root, meta] {
+                    guard IndexField.isPath(item.path) else {
+                        throw refuse(
+                            "path of \(place)", item.path,
+                            "a path below the remote (letters, digits, ._+-:~@=,/ and no '..' or '%')")
+                    }
+                    for hash in [item.sha256, item.combined_sha256, item.combined_rootxz_sha256].compactMap({ $0 })
+                    where !IndexField.isSHA256(hash) {
+                        throw refuse("sha256 of \(place)", hash, "64 hex digits")
+                    }
+                    if let size = item.size, size < 0 {
+                        throw refuse("size of \(place)", String(size), "a size in bytes")
+                    }
                 }
                 builds.append(
                     ImageBuild(

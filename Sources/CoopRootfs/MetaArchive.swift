@@ -3,20 +3,22 @@ import CoopSupport
 import Foundation
 
 /// The small files of an LXC image's `meta.tar.xz`: `config`, `config-user`, `create-message`,
-/// `expiry`, `excludes-user`, `templates`. Only these are kept, each at most `fileLimit` bytes: the
+/// `expiry`, `excludes-user`, `templates`. Only these are kept, each at most `maxFileBytes` bytes: the
 /// rest of the archive is skipped, so that a metadata archive full of large files cannot become a large
 /// `image.json`.
 public struct MetaArchive: Sendable, Codable, Equatable {
     public var files: [String: String]
 
-    /// The files coop reads; anything else in meta.tar.xz is skipped unread.
-    public static let knownFiles: Set<String> = [
+    public init(files: [String: String]) { self.files = files }
+
+    /// The files coop reads from the metadata; everything else in the tarball is skipped unread.
+    public static let knownNames: Set<String> = [
         "config", "config-user", "create-message", "expiry", "excludes-user", "templates",
     ]
-    /// Largest metadata file kept (64 KiB); a real image's are a few hundred bytes.
-    public static let fileLimit = 64 << 10
-
-    public init(files: [String: String]) { self.files = files }
+    /// Bounds no real image comes near (docs/security.md): the size of one known file, and the entries
+    /// read from the tarball.
+    public static let maxFileBytes = 1 << 20
+    public static let maxEntries = 10_000
 
     public init(contentsOf url: URL) throws {
         guard let archive = archive_read_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
@@ -28,20 +30,28 @@ public struct MetaArchive: Sendable, Codable, Equatable {
         }
         var files: [String: String] = [:]
         var entry: OpaquePointer?
+        var count = 0
         while true {
             let result = archive_read_next_header(archive, &entry)
             if result == ARCHIVE_EOF { break }
             guard result == ARCHIVE_OK || result == ARCHIVE_WARN, let entry else { throw Self.failure(archive, url) }
+            count += 1
+            guard count <= Self.maxEntries else {
+                throw CoopError(
+                    .verification, "metadata \(url.lastPathComponent)",
+                    cause: "has more than \(Self.maxEntries) entries, the limit for an image's metadata",
+                    fix: "no real image comes near this limit: do not use this image; nothing was kept")
+            }
             guard coop_ae_is_regular(entry) != 0, let rawName = archive_entry_pathname(entry) else { continue }
             var name = String(cString: rawName)
             while name.hasPrefix("./") { name.removeFirst(2) }
-            guard Self.knownFiles.contains(name) else { continue }
+            guard Self.knownNames.contains(name) else { continue }
             let size = Int(archive_entry_size(entry))
-            guard size >= 0, size <= Self.fileLimit else {
+            guard size >= 0, size <= Self.maxFileBytes else {
                 throw CoopError(
                     .verification, "metadata file \(name) in \(url.lastPathComponent)",
-                    cause: "has \(size) bytes, more than the limit of \(Self.fileLimit)",
-                    fix: "this is not an image's metadata: do not use this image")
+                    cause: "has \(size) bytes, more than the limit of \(Self.maxFileBytes >> 20) MiB for one file",
+                    fix: "no real image comes near this limit: do not use this image; nothing was kept")
             }
             var data = Data(count: size)
             let read = data.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, size) }

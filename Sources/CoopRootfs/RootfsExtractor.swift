@@ -164,13 +164,21 @@ public struct RootfsExtractor {
             guard !path.isEmpty, !path.split(separator: "/").contains(".."), !Self.crossesSymlink(path) else {
                 continue
             }
+            // Only a regular file, and one of a sane size: a huge "template" must not fill memory.
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            guard info.st_size <= Self.maxTemplateBytes else {
+                throw CoopError(
+                    .unsafeArchive, "template \(template)",
+                    cause: "has \(info.st_size) bytes, more than the limit of \(Self.maxTemplateBytes >> 20) MiB "
+                        + "for a template file",
+                    fix: "no real image comes near this limit: do not use this image; nothing was kept")
+            }
             guard var text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
             // Longest first: one value may hold another (a folder holds its name).
             for (key, value) in request.templateValues.sorted(by: { $0.key.count > $1.key.count }) {
                 text = text.replacingOccurrences(of: key, with: value)
             }
-            var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
             let fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
             if fd < 0 { throw CoopError.system("template \(template)") }
             defer { close(fd) }
@@ -178,6 +186,9 @@ public struct RootfsExtractor {
             if write(fd, bytes, bytes.count) != bytes.count { throw CoopError.system("template \(template)") }
         }
     }
+
+    /// The largest template file coop rewrites (docs/security.md).
+    static let maxTemplateBytes = 1 << 20
 
     static func crossesSymlink(_ path: String) -> Bool {
         var current = ""

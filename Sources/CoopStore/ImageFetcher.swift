@@ -63,12 +63,16 @@ public final class ImageFetcher: @unchecked Sendable {
             return FetchOutcome(entry: cached!, downloaded: false, streamed: false)
         }
         let build = try index.build(for: reference)
+        // Never an older build than one verified before: an old (even genuinely signed) index is a rollback.
+        let floor = BuildFloor(cache: store.root, remote: remote.name)
+        try floor.check(build)
         if var cached, !options.flushCache, cached.build == build.build {
             // The remote still offers the same build: it is current again (LXC forgets this step).
             let now = Int(Date().timeIntervalSince1970)
             cached.fetchedAt = now
             if let validity = cached.validity { cached.expiry = now + validity }
             try store.update(cached)
+            if index.signed && cached.verifiedBy != nil { try floor.record(build) }
             return FetchOutcome(entry: cached, downloaded: false, streamed: false)
         }
 
@@ -83,6 +87,7 @@ public final class ImageFetcher: @unchecked Sendable {
         do {
             let entry = try download(build, of: remote, index: index, into: staging, options: options, sink: rootfsSink)
             let committed = try store.commit(staging, as: entry)
+            if index.signed && entry.verifiedBy != nil { try floor.record(build) }
             rmdir(staging.deletingLastPathComponent().path)  // .partial/, when nothing else waits there
             return FetchOutcome(entry: committed, downloaded: true, streamed: rootfsSink != nil)
         } catch {
@@ -107,26 +112,42 @@ public final class ImageFetcher: @unchecked Sendable {
             let rootfsFile = build.files.first(where: { $0.name == "rootfs.tar.xz" })
         else { throw CoopError(.internal, "image build \(build.build)", cause: "lists no rootfs or metadata") }
 
+        // A signed simplestreams list vouches only for the files whose sha256 it carries.
+        let vouched = index.signed && remote.imageProtocol == .simplestreams
+        if vouched {
+            for file in [metaFile, rootfsFile] where file.sha256 == nil {
+                throw CoopError(
+                    .verification, "\(file.name) of \(build.distro)/\(build.release) \(build.build)",
+                    cause: "has no sha256 in the signed list of remote '\(remote.name)', so its signature "
+                        + "vouches for nothing",
+                    fix: "the remote must list a sha256 for every file; --no-verify skips the check (with a warning)")
+            }
+        }
+        let metaLimit = try listedLimit(metaFile, default: .metadata)
+        let rootfsLimit = try listedLimit(rootfsFile, default: .rootfs)
+
         // Step 1: the small files, in parallel. Signatures and checksums may be absent: that is judged below.
-        var small: [(name: String, path: String, required: Bool)] = [
-            ("meta.tar.xz", metaFile.path, true),
-            ("meta.tar.xz.asc", metaFile.path + ".asc", false),
-            ("rootfs.tar.xz.asc", rootfsFile.path + ".asc", false),
+        var small: [(name: String, path: String, required: Bool, limit: SizeLimit)] = [
+            ("meta.tar.xz", metaFile.path, true, metaLimit),
+            ("meta.tar.xz.asc", metaFile.path + ".asc", false, .smallFile),
+            ("rootfs.tar.xz.asc", rootfsFile.path + ".asc", false, .smallFile),
         ]
         if remote.imageProtocol == .lxc {
             small += [
-                ("SHA256SUMS", build.folder + "SHA256SUMS", false),
-                ("SHA256SUMS.asc", build.folder + "SHA256SUMS.asc", false),
+                ("SHA256SUMS", build.folder + "SHA256SUMS", false, .smallFile),
+                ("SHA256SUMS.asc", build.folder + "SHA256SUMS.asc", false, .smallFile),
             ]
         }
+        let addresses = try small.map { try remote.address(of: $0.path) }
+        let rootfsAddress = try remote.address(of: rootfsFile.path)
         let results = try parallel(
-            small.map { file in
+            zip(small, addresses).map { file, address in
                 { @Sendable [downloader] () throws -> (String, Downloader.Result?) in
                     let target = staging.appendingPathComponent(file.name)
                     do {
                         return (
                             file.name,
-                            try downloader.download(from: remote.address(of: file.path), to: target, resume: false)
+                            try downloader.download(from: address, to: target, resume: false, limit: file.limit)
                         )
                     } catch let error as CoopError where error.code == .notFound && !file.required {
                         unlink(target.path)
@@ -139,7 +160,6 @@ public final class ImageFetcher: @unchecked Sendable {
 
         // Step 2: the metadata is verified before a single rootfs byte is fetched. A signed simplestreams
         // list vouches for the sha256 of each file; an LXC index names paths only.
-        let vouched = index.signed && remote.imageProtocol == .simplestreams
         let checksums = try verifiedChecksums(in: staging, verifier: verifier)
         try check(metaFile, digest: digests["meta.tar.xz"]!, checksums: checksums)
         if let verifier {
@@ -158,7 +178,7 @@ public final class ImageFetcher: @unchecked Sendable {
         let sink = CombinedHashSink(hasher: combined, next: try makeSink?(meta, staging))
         let bar = ProgressBar(label: "rootfs.tar.xz")
         let rootfs = try downloader.download(
-            from: remote.address(of: rootfsFile.path), to: staging.appendingPathComponent("rootfs.tar.xz"), sink: sink,
+            from: rootfsAddress, to: staging.appendingPathComponent("rootfs.tar.xz"), sink: sink, limit: rootfsLimit,
             progress: { done, total in bar.update(slot: 0, done: done, total: max(total, rootfsFile.size ?? 0)) })
         bar.finish()
         try sink.next?.finish()
@@ -188,6 +208,19 @@ public final class ImageFetcher: @unchecked Sendable {
             arch: build.arch, variant: build.variant, build: build.build, fetchedAt: Int(Date().timeIntervalSince1970),
             expiry: meta.expiry, validity: validity, files: files, meta: meta,
             verifiedBy: verifier == nil ? nil : (remote.fingerprint ?? "keyring \(remote.keyring.lastPathComponent)"))
+    }
+
+    /// The most bytes a file may have: the size its index lists (then the download stops there, before more
+    /// is unpacked), else `fallback`; a listed size above `fallback` is refused.
+    private func listedLimit(_ file: ImageBuild.File, default fallback: SizeLimit) throws -> SizeLimit {
+        guard let size = file.size else { return fallback }
+        guard size <= fallback.bytes else {
+            throw CoopError(
+                .verification, "download of \(file.name)",
+                cause: "the index lists \(size) bytes, more than the limit for \(fallback.what) (\(fallback.text))",
+                fix: "no real image comes near this limit: the remote serves something else; nothing was kept")
+        }
+        return .listed(size, name: file.name)
     }
 
     /// `SHA256SUMS`, trusted only if its own signature verifies (or verification is off).

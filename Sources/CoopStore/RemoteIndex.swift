@@ -12,6 +12,10 @@ public struct RemoteIndex: Sendable {
     public var signed: Bool
 
     /// Reads the index the way this process's client kind would: `index-system` as root, else `index-user`.
+    ///
+    /// With a verifier (the default), the index must carry a good signature from the remote's key: LXC
+    /// `index-*.asc`; simplestreams `images.json.asc`, `images.json.gpg` or a clearsigned `images.sjson`.
+    /// Without one (`--no-verify`), a warning says so. Every field then passes `IndexField`'s grammar.
     public static func load(
         remote: Remote, downloader: Downloader, privileged: Bool, verifier: () throws -> SignatureVerifier?
     ) throws -> RemoteIndex {
@@ -20,26 +24,68 @@ public struct RemoteIndex: Sendable {
         case .lxc:
             path = LXCIndex.indexPath(privileged: privileged)
         case .simplestreams:
-            guard let data = try downloader.data(from: remote.address(of: Simplestreams.indexPath)) else {
+            let indexAddress = try remote.address(of: Simplestreams.indexPath)
+            guard let data = try downloader.data(from: indexAddress) else {
                 throw CoopError(.notFound, "simplestreams index of \(remote.name)", cause: "missing")
             }
-            path = try Simplestreams.productsPath(fromIndex: data, source: remote.address(of: Simplestreams.indexPath))
+            path = try Simplestreams.productsPath(fromIndex: data, source: indexAddress, remote: remote.name)
         }
-        let address = remote.address(of: path)
-        guard let data = try downloader.data(from: address) else {
-            throw CoopError(.notFound, "image index \(address)", cause: "missing")
-        }
-        var signed = false
-        if let signature = try downloader.data(from: address + ".asc", optional: true), let verifier = try verifier() {
-            try verifier.verify(data: data, signature: signature, name: "image index \(path)")
-            signed = true
+        let address = try remote.address(of: path)
+        let verifier = try verifier()
+        let data: Data
+        if let verifier {
+            data = try signedData(at: path, of: remote, downloader: downloader, verifier: verifier)
+        } else {
+            Console.warning("not verifying the index \(path) of remote '\(remote.name)': --no-verify was given")
+            guard let plain = try downloader.data(from: address) else {
+                throw CoopError(.notFound, "image index \(address)", cause: "missing")
+            }
+            data = plain
         }
         let builds: [ImageBuild]
         switch remote.imageProtocol {
-        case .lxc: builds = try LXCIndex.parse(String(decoding: data, as: UTF8.self), source: address)
-        case .simplestreams: builds = try Simplestreams.parseProducts(data, source: address)
+        case .lxc:
+            builds = try LXCIndex.parse(String(decoding: data, as: UTF8.self), source: address, remote: remote.name)
+        case .simplestreams: builds = try Simplestreams.parseProducts(data, source: address, remote: remote.name)
         }
-        return RemoteIndex(remote: remote, builds: builds, signed: signed)
+        return RemoteIndex(remote: remote, builds: builds, signed: verifier != nil)
+    }
+
+    /// The index file at `path`, with a good signature from the remote's key, or an error naming the file.
+    static func signedData(at path: String, of remote: Remote, downloader: Downloader, verifier: SignatureVerifier)
+        throws -> Data
+    {
+        let address = try remote.address(of: path)
+        let name = "image index \(path) of remote '\(remote.name)'"
+        var detached = [path + ".asc"]
+        var clearsigned: String?
+        if remote.imageProtocol == .simplestreams {
+            detached.append(path + ".gpg")
+            clearsigned = String(path.dropLast(".json".count)) + ".sjson"
+        }
+        for signaturePath in detached {
+            guard
+                let signature = try downloader.data(
+                    from: try remote.address(of: signaturePath), optional: true, limit: .smallFile)
+            else { continue }
+            guard let data = try downloader.data(from: address) else {
+                throw CoopError(.notFound, "image index \(address)", cause: "missing")
+            }
+            try verifier.verify(data: data, signature: signature, name: name)
+            return data
+        }
+        if let clearsigned,
+            let document = try downloader.data(from: try remote.address(of: clearsigned), optional: true)
+        {
+            return try verifier.verifyClearsigned(
+                document, name: "image index \(clearsigned) of remote '\(remote.name)'")
+        }
+        let tried = (detached + (clearsigned.map { [$0] } ?? [])).joined(separator: ", ")
+        throw CoopError(
+            .verification, "signature of \(name)",
+            cause: "is missing (looked for \(tried)): an unsigned index could roll images back or swap them",
+            fix: "the remote must sign its index; --no-verify skips every signature check (with a warning), "
+                + "only for a remote you trust otherwise")
     }
 
     public func build(for reference: ImageReference) throws -> ImageBuild {

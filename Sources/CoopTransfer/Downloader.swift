@@ -29,11 +29,12 @@ public final class Downloader: Sendable {
         public var size: Int64
     }
 
-    /// Fetches a small file into memory. With `optional`, a missing file (HTTP 404) gives nil.
-    public func data(from url: String, optional: Bool = false) throws -> Data? {
-        let state = TransferState(url: url, fd: -1, sink: nil, progress: nil)
+    /// Fetches a small file into memory, at most `limit` bytes of it. With `optional`, a missing file
+    /// (HTTP 404) gives nil.
+    public func data(from url: String, optional: Bool = false, limit: SizeLimit = .index) throws -> Data? {
+        let state = TransferState(url: url, fd: -1, sink: nil, progress: nil, limit: limit)
         do {
-            try perform(state, resumeFrom: 0)
+            try perform(state, resumeFrom: 0, deadline: Date().addingTimeInterval(TimeInterval(options.deadline)))
         } catch let error as TransferFailure where optional && error.isNotFound {
             return nil
         } catch let error as TransferFailure {
@@ -44,14 +45,16 @@ public final class Downloader: Sendable {
 
     /// Downloads `url` into `file`, resuming from the bytes already in it, and hashes as it goes.
     /// Bytes already in the file are fed to `sink` first, so the sink always sees the whole file.
+    /// More than `limit` bytes stop the transfer with an error; so does the overall deadline.
     public func download(
-        from url: String, to file: URL, resume: Bool = true, sink: ByteSink? = nil,
+        from url: String, to file: URL, resume: Bool = true, sink: ByteSink? = nil, limit: SizeLimit,
         progress: ((Int64, Int64) -> Void)? = nil
     ) throws -> Result {
+        let deadline = Date().addingTimeInterval(TimeInterval(options.deadline))
         let fd = open(file.path, O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0o644)
         if fd < 0 { throw CoopError.system("download file \(file.path)") }
         defer { close(fd) }
-        let state = TransferState(url: url, fd: fd, sink: sink, progress: progress)
+        let state = TransferState(url: url, fd: fd, sink: sink, progress: progress, limit: limit)
         // Catch up on a partial file left by an interrupted run: hash it and replay it to the sink.
         let existing = lseek(fd, 0, SEEK_END)
         if existing > 0 {
@@ -63,12 +66,13 @@ public final class Downloader: Sendable {
                 try buffer.withUnsafeBytes { try state.accept(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             }
             state.written = Int64(existing)
+            if state.written > limit.bytes { throw state.limitError() }
         }
 
         var attempt = 1
         while true {
             do {
-                try perform(state, resumeFrom: state.written)
+                try perform(state, resumeFrom: state.written, deadline: deadline)
                 return Result(sha256: state.hasher.finalize(), size: state.written)
             } catch let failure as TransferFailure {
                 // Asked to resume a file that is already complete: the server has nothing more to send.
@@ -85,7 +89,9 @@ public final class Downloader: Sendable {
         }
     }
 
-    private func perform(_ state: TransferState, resumeFrom offset: Int64) throws {
+    private func perform(_ state: TransferState, resumeFrom offset: Int64, deadline: Date) throws {
+        let remaining = deadline.timeIntervalSinceNow
+        if remaining <= 0 { throw deadlineError(url: state.url) }
         try Self.loadCurl()
         guard let handle = coop_curl_easy_init() else {
             throw CoopError(.internal, "libcurl", cause: "curl_easy_init failed")
@@ -105,6 +111,8 @@ public final class Downloader: Sendable {
             // A transfer slower than 1 byte/s for stallTimeout seconds is stalled: fail, do not hang.
             coop_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
             coop_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, options.stallTimeout)
+            // However steadily bytes come, the transfer ends at the deadline.
+            coop_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(remaining * 1000)))
             coop_curl_setopt_string(handle, CURLOPT_USERAGENT, "coop/0.1")
             coop_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https,file")
             coop_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
@@ -121,6 +129,9 @@ public final class Downloader: Sendable {
         }
         state.handle = nil
         if let error = state.sinkError { throw error }
+        if code == CURLE_OPERATION_TIMEDOUT && deadline.timeIntervalSinceNow < 0.5 {
+            throw deadlineError(url: state.url)
+        }
         if code != CURLE_OK {
             var status = 0
             coop_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -129,6 +140,16 @@ public final class Downloader: Sendable {
                 code: code, httpStatus: status,
                 message: detail.isEmpty ? String(cString: coop_curl_easy_strerror(code)) : detail)
         }
+    }
+}
+
+extension Downloader {
+    func deadlineError(url: String) -> CoopError {
+        CoopError(
+            .network, "download of \(url)",
+            cause: "did not finish within the deadline of \(options.deadline) s for one transfer",
+            fix: "the server is too slow or drips its data; try again later, or raise COOP_TRANSFER_DEADLINE "
+                + "(seconds) for a slow link")
     }
 }
 
@@ -214,8 +235,10 @@ final class TransferState {
     var checkedStatus = false
     var sinkError: Error?
     var handle: UnsafeMutableRawPointer?
+    let limit: SizeLimit
 
-    init(url: String, fd: Int32, sink: ByteSink?, progress: ((Int64, Int64) -> Void)?) {
+    init(url: String, fd: Int32, sink: ByteSink?, progress: ((Int64, Int64) -> Void)?, limit: SizeLimit) {
+        self.limit = limit
         self.url = url
         self.fd = fd
         self.sink = sink
@@ -234,6 +257,7 @@ final class TransferState {
                 checkedStatus = true
                 try checkResume()
             }
+            if written + Int64(bytes.count) > limit.bytes { throw limitError() }
             if fd >= 0 {
                 try FileSystem.writeAll(fd, bytes, what: "write \(url)")
             } else {
@@ -249,6 +273,16 @@ final class TransferState {
         }
     }
 
+    /// The error for a file larger than its limit: the transfer stopped at the limit.
+    func limitError(announced: Int64? = nil) -> CoopError {
+        CoopError(
+            .verification, "download of \(url)",
+            cause: (announced.map { "announces \($0) bytes, " } ?? "brought more bytes than ")
+                + "the limit for \(limit.what) (\(limit.text)); it was stopped there",
+            fix: "no real image comes near this limit: the remote serves something else; nothing was kept; "
+                + "check the remote's URL in images.index, or report it to the remote's operator")
+    }
+
     /// A server that ignores the Range request sends the whole file again: start the file over,
     /// unless a sink has already consumed the first part.
     private func checkResume() throws {
@@ -258,6 +292,9 @@ final class TransferState {
         var length: curl_off_t = -1
         coop_curl_getinfo_offset(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
         total = length >= 0 ? resumeOffset + Int64(length) : -1
+        // A file larger than its limit is refused before its first byte, when the server says its size.
+        let announced = resumeOffset > 0 && status == 200 ? Int64(length) : total
+        if length >= 0 && announced > limit.bytes { throw limitError(announced: announced) }
         if resumeOffset > 0 && status == 200 {
             if sink != nil {
                 throw CoopError(

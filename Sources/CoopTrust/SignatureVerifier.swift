@@ -150,12 +150,36 @@ public final class SignatureVerifier {
         }
     }
 
-    private func verify(signature: gpgme_data_t?, signed: gpgme_data_t?, name: String) throws {
+    /// Verifies a clearsigned document (simplestreams' `.sjson`) and returns the text the signature covers.
+    public func verifyClearsigned(_ document: Data, name: String) throws -> Data {
+        try document.withUnsafeBytes { bytes in
+            var signedData: gpgme_data_t?
+            var plain: gpgme_data_t?
+            try check(gpgme_data_new_from_mem(&signedData, bytes.baseAddress, bytes.count, 0), name)
+            defer { gpgme_data_release(signedData) }
+            try check(gpgme_data_new(&plain), name)
+            defer { gpgme_data_release(plain) }
+            try verify(signature: signedData, signed: nil, plain: plain, name: name)
+            gpgme_data_seek(plain, 0, SEEK_SET)
+            var result = Data()
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { gpgme_data_read(plain, $0.baseAddress, $0.count) }
+                if count <= 0 { break }
+                result.append(contentsOf: buffer[0..<count])
+            }
+            return result
+        }
+    }
+
+    private func verify(
+        signature: gpgme_data_t?, signed: gpgme_data_t?, plain: gpgme_data_t? = nil, name: String
+    ) throws {
         let failure = CoopError(
             .verification, "signature of \(name)", cause: "does not verify against \(keyDescription)",
             fix: "the download was truncated or tampered with, or signed by another key: nothing was kept; "
                 + "try again, and report it to the remote's operator if it persists")
-        guard gpgme_op_verify(context, signature, signed, nil) == 0, let result = gpgme_op_verify_result(context)
+        guard gpgme_op_verify(context, signature, signed, plain) == 0, let result = gpgme_op_verify_result(context)
         else { throw failure }
         var signatureEntry = result.pointee.signatures
         var accepted = false

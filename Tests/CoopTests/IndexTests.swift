@@ -20,7 +20,7 @@ struct IndexTests {
         #expect(remotes[1].imageProtocol == .simplestreams)
         #expect(remotes[1].fingerprint == nil)
         #expect(
-            remotes[0].address(of: "/meta/1.0/index-system")
+            try remotes[0].address(of: "/meta/1.0/index-system")
                 == "https://images.linuxcontainers.org/meta/1.0/index-system")
     }
 
@@ -94,15 +94,15 @@ struct IndexTests {
         let products = #"""
             {"format":"products:1.0","products":{"debian:bookworm:amd64:default":{"arch":"amd64","versions":{
               "20240101_05:24":{"items":{
-                "root.tar.xz":{"ftype":"root.tar.xz","path":"images/d/b/root.tar.xz","sha256":"aa","size":10},
-                "lxd.tar.xz":{"ftype":"lxd.tar.xz","path":"images/d/b/lxd.tar.xz","sha256":"bb","size":2,
-                              "combined_rootxz_sha256":"cc"}}}}}}}
+                "root.tar.xz":{"ftype":"root.tar.xz","path":"images/d/b/root.tar.xz","sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":10},
+                "lxd.tar.xz":{"ftype":"lxd.tar.xz","path":"images/d/b/lxd.tar.xz","sha256":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":2,
+                              "combined_rootxz_sha256":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}}}}}}}
             """#
         let builds = try Simplestreams.parseProducts(Data(products.utf8), source: "p")
         let build = try #require(builds.first)
         #expect(build.build == "20240101_05:24")
-        #expect(build.combinedSHA256 == "cc")
-        #expect(build.files.first { $0.name == "rootfs.tar.xz" }?.sha256 == "aa")
+        #expect(build.combinedSHA256 == String(repeating: "c", count: 64))
+        #expect(build.files.first { $0.name == "rootfs.tar.xz" }?.sha256 == String(repeating: "a", count: 64))
         #expect(build.files.first { $0.name == "meta.tar.xz" }?.size == 2)
     }
 
