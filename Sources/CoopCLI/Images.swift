@@ -1,5 +1,7 @@
 import ArgumentParser
 import CoopIndex
+import CoopStore
+import CoopSupport
 import Foundation
 
 struct Images: ParsableCommand {
@@ -29,7 +31,12 @@ struct Images: ParsableCommand {
         }
         let environment = try Environment()
         let remote = try environment.catalog.remote(named: remoteName)
-        let index = try environment.fetcher.index(of: remote, verify: !noVerify)
+        let index: RemoteIndex
+        do {
+            index = try environment.fetcher.index(of: remote, verify: !noVerify)
+        } catch let error as CoopError {
+            throw environment.explainingUnreachable(error, remote: remote.name)
+        }
         let builds = index.builds.filter { build in
             let fields = [build.distro, build.release, build.arch]
             return zip(filters, fields).allSatisfy { $0 == $1 }

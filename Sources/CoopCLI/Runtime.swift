@@ -84,9 +84,13 @@ struct Run: ParsableCommand {
     func run() throws {
         let environment = try Environment(timeout: options.timeout)
         let creator = ContainerCreator(fetcher: environment.fetcher, containers: try environment.containers())
-        let throwaway = try ThrowawayContainer.make(
-            image: try ImageReference(parsing: image, remote: options.remote), creator: creator,
-            options: options.fetchOptions)
+        let reference = try ImageReference(parsing: image, remote: options.remote)
+        let throwaway: ThrowawayContainer
+        do {
+            throwaway = try ThrowawayContainer.make(image: reference, creator: creator, options: options.fetchOptions)
+        } catch let error as CoopError {
+            throw environment.explainingUnreachable(error, remote: reference.remote)
+        }
         defer { throwaway.remove() }
         let container = try ContainerDefinition(folder: throwaway.folder)
         let status = try ContainerRuntime.start(

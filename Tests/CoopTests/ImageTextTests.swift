@@ -101,7 +101,8 @@ struct ImageTextTests {
 
         let large = sandbox.root.appendingPathComponent("large")
         try FileManager.default.createDirectory(at: large, withIntermediateDirectories: true)
-        let huge = try Self.metaArchive(["config-user": Data(repeating: 0x61, count: 1 << 20)], in: large)
+        let huge = try Self.metaArchive(
+            ["config-user": Data(repeating: 0x61, count: MetaArchive.maxFileBytes + 1)], in: large)
         #expect(throws: CoopError.self) { try MetaArchive(contentsOf: huge) }
     }
 }
