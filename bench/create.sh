@@ -203,6 +203,10 @@ gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null || true
 single_port=$("$repo/Tests/Fixtures/serve.sh" start "$single" "$work/server-single" |
     sed -n 's/^HTTPS_PORT=\([0-9]*\)$/\1/p')
 [ -n "$single_port" ] || die "the single-stream server did not report its port"
+# Each server has a CA of its own: both tools get both.
+cat "$ca" "$work/server-single/tls/ca.pem" >"$work/ca.pem"
+chmod 0644 "$work/ca.pem"
+ca=$work/ca.pem
 
 # coop, installed into a private prefix whose images.index names the local remote
 # (COOP_DATA below points at it explicitly).

@@ -31,7 +31,8 @@ if [ "${1:-}" = --dry-run ]; then
     shift
 fi
 mapfile -t USERS < <(printf '%s\n' coop-test coop-setup-test coop-plain-test coop-noids-test coop-lxc-test "$@" | sort -u)
-CGROUP_ROOT=/sys/fs/cgroup
+# shellcheck source=cgroups.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cgroups.sh"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(cd "$HERE/../.." && pwd)
 
@@ -50,16 +51,6 @@ run() {
     else
         "$@" || echo "$(basename "$0"): failed (ignored): $*" >&2
     fi
-}
-
-# cgroup_mounts: every cgroup (v1) and cgroup2 hierarchy at /sys/fs/cgroup
-# or directly below it.
-cgroup_mounts() {
-    awk -v root="$CGROUP_ROOT" '
-        ($3 == "cgroup" || $3 == "cgroup2") {
-            dir = $2; sub("/[^/]*$", "", dir)
-            if ($2 == root || dir == root) print $2
-        }' /proc/self/mounts | sort -u
 }
 
 # The cgroup folders that are coop's or the test users': coop/ in every

@@ -11,7 +11,8 @@
 # the process back into /user/USER/0 of only a few v1 hierarchies.
 set -euo pipefail
 
-CGROUP_ROOT=/sys/fs/cgroup
+# shellcheck source=cgroups.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cgroups.sh"
 CGROUP_DIR=lxc-user
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -31,15 +32,6 @@ GROUP_ID=$(id -g "$USER_NAME")
 HOME_DIR=$(getent passwd "$USER_NAME" | cut -d: -f6)
 USER_SHELL=$(getent passwd "$USER_NAME" | cut -d: -f7)
 RUNTIME_DIR=/run/user/$USER_ID
-
-# cgroup_mounts: every cgroup (v1) and cgroup2 hierarchy LXC looks at.
-cgroup_mounts() {
-    awk -v root="$CGROUP_ROOT" '
-        ($3 == "cgroup" || $3 == "cgroup2") {
-            dir = $2; sub("/[^/]*$", "", dir)
-            if ($2 == root || dir == root) print $2
-        }' /proc/self/mounts | sort -u
-}
 
 # set_up: whether the user's runtime folder and a cgroup of its own in every
 # hierarchy are there.

@@ -23,7 +23,8 @@
 set -euo pipefail
 
 COUNT=65536
-CGROUP_ROOT=/sys/fs/cgroup
+# shellcheck source=cgroups.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cgroups.sh"
 CGROUP_DIR=lxc-user
 
 die() {
@@ -127,16 +128,6 @@ fi
 # Without logind nobody creates XDG_RUNTIME_DIR; LXC keeps its locks there.
 install -d -m 0755 /run/user
 install -d -o "$USER_ID" -g "$GROUP_ID" -m 0700 "/run/user/$USER_ID"
-
-# cgroup_mounts: every cgroup (v1) and cgroup2 hierarchy LXC looks at, that
-# is /sys/fs/cgroup itself or a mount directly under it.
-cgroup_mounts() {
-    awk -v root="$CGROUP_ROOT" '
-        ($3 == "cgroup" || $3 == "cgroup2") {
-            dir = $2; sub("/[^/]*$", "", dir)
-            if ($2 == root || dir == root) print $2
-        }' /proc/self/mounts | sort -u
-}
 
 # Files a cgroup2 owner needs to write to delegate a subtree.
 delegate_files() {
