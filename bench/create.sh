@@ -368,7 +368,10 @@ mv "$work/floor.json" "$work/floor-single.json"
 
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
-python3 - "$work" "$runs" "$COLD_TARGET" "$FLOOR_TARGET" "$WARM_TARGET" "${BENCH_PLOT:-}" <<'EOF'
+# Debian's python3, where python3-matplotlib is (a python3 earlier in PATH may lack it).
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
+"$python" - "$work" "$runs" "$COLD_TARGET" "$FLOOR_TARGET" "$WARM_TARGET" "${BENCH_PLOT:-}" <<'EOF'
 import json
 import sys
 
