@@ -92,10 +92,7 @@ struct Check: ParsableCommand {
                     ? "a container's init gets a cgroup of its own"
                     : "init gets no writable cgroup: systemd cannot boot",
                 fix: delegateFix))
-        // Read to the end: String(contentsOfFile:) stops after the first page of a /proc file.
-        let maps = String(
-            decoding: FileHandle(forReadingAtPath: "/proc/self/maps").flatMap { try? $0.readToEnd() } ?? Data(),
-            as: UTF8.self)
+        let maps = FileSystem.kernelText("/proc/self/maps") ?? ""
         let cmdline = (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? ""
         let vsyscall = DebianRelease.vsyscall(
             maps: maps, cmdline: cmdline.trimmingCharacters(in: .whitespacesAndNewlines))

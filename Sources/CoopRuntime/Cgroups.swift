@@ -24,7 +24,7 @@ public struct CgroupHierarchy: Sendable, Equatable {
 
     /// Every cgroup hierarchy mounted at /sys/fs/cgroup or directly below it.
     public static func onHost(mountinfo: String = "/proc/self/mountinfo") -> [CgroupHierarchy] {
-        guard let text = try? String(contentsOfFile: mountinfo, encoding: .utf8) else { return [] }
+        guard let text = FileSystem.kernelText(mountinfo) else { return [] }
         var found: [CgroupHierarchy] = []
         for line in text.split(separator: "\n") {
             // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPEROPTIONS
@@ -56,14 +56,14 @@ public struct CgroupHierarchy: Sendable, Equatable {
     /// Files the owner of a cgroup needs to move processes in and, on v2, to enable controllers below.
     public var ownerFiles: [String] {
         guard isUnified else { return ["cgroup.procs", "tasks"] }
-        let delegate = (try? String(contentsOfFile: "/sys/kernel/cgroup/delegate", encoding: .utf8))?
+        let delegate = FileSystem.kernelText("/sys/kernel/cgroup/delegate")?
             .split(separator: "\n").map(String.init)
         return delegate ?? ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"]
     }
 
     /// The path of the calling process's cgroup in this hierarchy, from /proc/self/cgroup.
     var currentPath: String? {
-        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return nil }
+        guard let text = FileSystem.kernelText("/proc/self/cgroup") else { return nil }
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }

@@ -2,6 +2,13 @@ import Foundation
 
 /// File operations that must never leave a half-written file behind.
 public enum FileSystem {
+    /// The whole text of a kernel file (/proc, /sys), read to its end: `String(contentsOfFile:)` trusts the
+    /// size such a file reports and stops after its first page, cutting a long mountinfo short.
+    public static func kernelText(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// Writes `data` to a temporary file beside `url`, flushes it and renames it into place. Without
     /// `durable` it is not flushed: for files that mean nothing after a crash (a running container's state).
     public static func writeAtomically(_ data: Data, to url: URL, mode: mode_t = 0o644, durable: Bool = true) throws {
