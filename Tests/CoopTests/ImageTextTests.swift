@@ -105,4 +105,43 @@ struct ImageTextTests {
             ["config-user": Data(repeating: 0x61, count: MetaArchive.maxFileBytes + 1)], in: large)
         #expect(throws: CoopError.self) { try MetaArchive(contentsOf: huge) }
     }
+
+    @Test("A metadata archive of more entries than any image has is refused, not read to its end")
+    func metadataEntryBound() throws {
+        let sandbox = try Sandbox(asUser: false)
+        var files = ["config": Data("lxc.arch = x86_64\n".utf8)]
+        for index in 0...MetaArchive.maxEntries { files["e\(index)"] = Data() }
+        let archive = try Self.metaArchive(files, in: sandbox.root)
+        #expect(throws: CoopError.self) { try MetaArchive(contentsOf: archive) }
+    }
+
+    @Test(
+        "A template file larger than the limit fails the unpack; one within it is filled in",
+        .enabled(if: TestHost.ready(.root)))
+    func templateBound() throws {
+        let sandbox = try Sandbox(asUser: false)
+        for (size, status) in [(16, Int32(0)), ((1 << 20) + 1, Int32(6))] {
+            let content = sandbox.root.appendingPathComponent("content-\(size)")
+            try FileManager.default.createDirectory(
+                at: content.appendingPathComponent("etc"), withIntermediateDirectories: true)
+            try (Data(repeating: 0x61, count: size - 9) + Data("LXC_NAME\n".utf8)).write(
+                to: content.appendingPathComponent("etc/hostname"))
+            let tar = sandbox.root.appendingPathComponent("rootfs-\(size).tar")
+            try #require(try shell("/usr/bin/tar", "-C", content.path, "-cf", tar.path, ".").status == 0)
+            let rootfs = sandbox.root.appendingPathComponent("rootfs-\(size)")
+            let request = ExtractionRequest(
+                destination: rootfs.path, shift: IDMap.rootDefault, idCount: 65_536, templates: ["etc/hostname"],
+                templateValues: ["LXC_NAME": "c1"])
+            let json = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
+            let result = try shell(
+                "/bin/sh", "-c", "exec \"$0\" __extract \"$1\" < \"$2\"", TestHost.binary.path, json, tar.path)
+            #expect(result.status == status, "\(size) bytes: \(result)")
+            if status == 0 {
+                let text = try String(contentsOf: rootfs.appendingPathComponent("etc/hostname"), encoding: .utf8)
+                #expect(text.hasSuffix("c1\n"), "\(text)")
+            } else {
+                #expect(result.stderr.contains("limit"), "\(result)")
+            }
+        }
+    }
 }
