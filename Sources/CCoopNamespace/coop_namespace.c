@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <shadow.h>
 #include <unistd.h>
 
 // Child-to-parent report: a stage and an errno, written through a CLOEXEC pipe. A successful exec
@@ -248,3 +249,7 @@ int coop_setxattr(const char *path, const char *name, const void *value, size_t 
 long coop_getxattr(const char *path, const char *name, void *value, size_t size) {
     return (long)getxattr(path, name, value, size);
 }
+
+int coop_lock_id_files(void) { return lckpwdf(); }
+
+void coop_unlock_id_files(void) { ulckpwdf(); }

@@ -1,3 +1,4 @@
+import CCoopNamespace
 import CoopSupport
 import Foundation
 
@@ -59,7 +60,7 @@ public enum SubordinateIDs {
 
     /// Root's range: its entries in both files, reserved on first use when it has none. Refused when
     /// another entry overlaps it.
-    static func rootRange(subuid: String, subgid: String) throws -> IDMap {
+    public static func rootRange(subuid: String, subgid: String) throws -> IDMap {
         var uidEntry = entries(in: subuid).first { isRoot($0.owner) }
         var gidEntry = entries(in: subgid).first { isRoot($0.owner) }
         if uidEntry == nil || gidEntry == nil {
@@ -76,8 +77,24 @@ public enum SubordinateIDs {
         return map
     }
 
+    /// Runs `body` holding the lock that useradd and usermod take on these files, so that a line another
+    /// program adds meanwhile is not lost to our rewrite.
+    public static func withFilesLocked<T>(_ body: () throws -> T) throws -> T {
+        guard coop_lock_id_files() == 0 else {
+            throw CoopError(
+                .hostSetup, "/etc/subuid and /etc/subgid", cause: "are locked by another program (lckpwdf)",
+                fix: "wait for useradd, usermod or vipw to finish, then try again")
+        }
+        defer { coop_unlock_id_files() }
+        return try body()
+    }
+
     /// Adds `root:START:COUNT` to both files, at LXD's range when it is free, else after every range.
     static func reserveForRoot(subuid: String, subgid: String) throws -> Entry {
+        try withFilesLocked { try reserveForRootLocked(subuid: subuid, subgid: subgid) }
+    }
+
+    private static func reserveForRootLocked(subuid: String, subgid: String) throws -> Entry {
         let all = entries(in: subuid) + entries(in: subgid)
         var start = rootStart
         if all.contains(where: { $0.overlaps(rootStart, rootCount) }) {

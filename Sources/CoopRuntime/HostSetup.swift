@@ -22,11 +22,28 @@ public enum HostSetup {
         let uid = entry.pointee.pw_uid
         let gid = entry.pointee.pw_gid
         var report: [String] = []
-        for (file, kind) in [(subuid, "uids"), (subgid, "gids")] {
-            report.append(try ensureRange(in: file, user: user, id: uid, kind: kind, all: (subuid, subgid)))
+        try SubordinateIDs.withFilesLocked {
+            for (file, kind) in [(subuid, "uids"), (subgid, "gids")] {
+                report.append(try ensureRange(in: file, user: user, id: uid, kind: kind, all: (subuid, subgid)))
+            }
         }
+        report.append(rootsRange(subuid: subuid, subgid: subgid))
         report += try delegateCgroups(user: user, uid: uid, gid: gid)
         return report
+    }
+
+    /// Root's own range (reserved now when it has none, so that no user is given it later); a range of
+    /// root's that a user holds is reported, as root's containers then refuse to start.
+    static func rootsRange(subuid: String, subgid: String) -> String {
+        do {
+            let map = try SubordinateIDs.rootRange(subuid: subuid, subgid: subgid)
+            return "subordinate ids: root's containers use \(map.uidStart)-\(map.uidStart + map.count - 1), which "
+                + "no user holds"
+        } catch let error as CoopError {
+            return "warning: \(error.what): \(error.cause); fix: \(error.fix ?? "")"
+        } catch {
+            return "warning: root's subordinate ids: \(error)"
+        }
     }
 
     /// Gives the user a range of 65536 subordinate ids after every range in `file`, unless it has one.

@@ -154,6 +154,8 @@ struct GuestTests {
         let first = try shell(coop, "setup-host", "--user", user)
         #expect(first.status == 0, "\(first)")
         #expect(first.stdout.contains("subordinate uids: gave \(user)"), "\(first)")
+        // Root's own range is reserved by then too, so that no user is ever given it.
+        #expect(first.stdout.contains("root's containers use"), "\(first)")
         let ranges = try String(contentsOfFile: "/etc/subuid", encoding: .utf8).split(separator: "\n")
         let mine = try #require(ranges.first { $0.hasPrefix(user + ":") })
         let start = try #require(UInt32(mine.split(separator: ":")[1]))

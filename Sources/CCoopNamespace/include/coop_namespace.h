@@ -54,4 +54,9 @@ int coop_pipe_cloexec(int fds[2]);
 int coop_setxattr(const char *path, const char *name, const void *value, size_t size);
 long coop_getxattr(const char *path, const char *name, void *value, size_t size);
 
+/// lckpwdf(3) and ulckpwdf(3): the lock useradd and usermod take before they change /etc/subuid and
+/// /etc/subgid (waits up to 15 s; -1 when it could not be had).
+int coop_lock_id_files(void);
+void coop_unlock_id_files(void);
+
 #endif
