@@ -610,7 +610,7 @@ static void note_window_change(int sig) {
     window_changed = 1;
 }
 
-static int copy_once(int from, int to) {
+int coop_copy_once(int from, int to) {
     char buffer[4096];
     ssize_t n;
     while ((n = read(from, buffer, sizeof buffer)) < 0 && errno == EINTR) {
@@ -619,6 +619,12 @@ static int copy_once(int from, int to) {
     for (ssize_t done = 0; done < n;) {
         ssize_t written = write(to, buffer + done, (size_t)(n - done));
         if (written < 0 && errno == EINTR) continue;
+        if (written < 0 && errno == EAGAIN) {
+            // A non-blocking destination (the supervisor's console) that is full: wait until it drains.
+            struct pollfd out = {.fd = to, .events = POLLOUT};
+            poll(&out, 1, 100);
+            continue;
+        }
         if (written <= 0) return -1;
         done += written;
     }
@@ -663,11 +669,11 @@ int coop_relay_terminal(int master, int input, int output) {
         }
         // The shell's side closed (it exited): what it wrote last is read before the hang-up.
         if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-            if (copy_once(master, output) < 0) break;
+            if (coop_copy_once(master, output) < 0) break;
         }
         if (fds[0].revents & (POLLIN | POLLHUP)) {
             // End of input: the shell gets end-of-file (^D) and decides.
-            if (copy_once(input, master) < 0) {
+            if (coop_copy_once(input, master) < 0) {
                 fds[0].fd = -1;
                 char eof = 4;
                 ssize_t ignored = write(master, &eof, 1);
@@ -700,7 +706,7 @@ int coop_relay_stdio(pid_t child, const int from[3], const int to[3]) {
         if (ready <= 0) break;
         for (int i = 0; i < 3; i++) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            if (copy_once(from[i], to[i]) < 0) {
+            if (coop_copy_once(from[i], to[i]) < 0) {
                 open_ends[i] = 0;
                 // End of the user's input: the command reads end of file.
                 if (i == 0) close(to[0]);

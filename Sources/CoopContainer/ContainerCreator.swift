@@ -85,7 +85,8 @@ public final class ContainerCreator {
                         base.appendingPathComponent("rootfs").path: final.appendingPathComponent("rootfs").path,
                     ], copyFrom: base.appendingPathComponent("rootfs").path)
                 try RootfsUnpacker.copy(request: request, idMap: containers.idMap, privileged: containers.privileged)
-                skipped = containers.record(base.lastPathComponent, in: base.deletingLastPathComponent())?.skipped ?? []
+                skipped =
+                    ThrowawayContainer.bases(of: containers).record(base.lastPathComponent)?.skipped ?? []
             }
 
             let config = ContainerConfig(

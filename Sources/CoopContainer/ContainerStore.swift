@@ -39,10 +39,6 @@ public final class ContainerStore: Sendable {
         return folder(name)
     }
 
-    func record(_ name: String, in root: URL) -> ContainerRecord? {
-        ContainerStore(root: root, idMap: idMap, privileged: privileged).record(name)
-    }
-
     public func record(_ name: String) -> ContainerRecord? {
         guard let data = try? Data(contentsOf: folder(name).appendingPathComponent("coop.json")) else { return nil }
         return try? JSONDecoder().decode(ContainerRecord.self, from: data)
@@ -87,13 +83,8 @@ public final class ContainerStore: Sendable {
         }
         guard let data = try? Data(contentsOf: folder(name).appendingPathComponent("state.json")),
             let state = try? JSONDecoder().decode(State.self, from: data),
-            let text = try? String(contentsOfFile: "/proc/\(state.pid)/stat", encoding: .utf8),
-            let end = text.lastIndex(of: ")")
+            ProcessStart.ticks(of: state.pid) == state.startTicks
         else { return nil }
-        let fields = text[text.index(after: end)...].split(separator: " ")
-        guard fields.count > 19, fields[0] != "Z", fields[0] != "X", UInt64(fields[19]) == state.startTicks else {
-            return nil
-        }
         return state.pid
     }
 

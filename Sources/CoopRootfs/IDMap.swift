@@ -24,8 +24,8 @@ public struct IDMap: Sendable, Equatable, Codable {
         let name = CoopPaths.userName
         // Root's containers run on a range of root's own that no user holds (reserved on first use).
         if uid == 0 { return try SubordinateIDs.rootRange(subuid: subuid, subgid: subgid) }
-        let uidRange = try range(in: subuid, user: name, id: uid)
-        let gidRange = try range(in: subgid, user: name, id: uid)
+        let uidRange = range(in: subuid, user: name, id: uid)
+        let gidRange = range(in: subgid, user: name, id: uid)
         guard let uidRange, let gidRange else {
             throw CoopError(
                 .hostSetup, "user \(name)", cause: "has no subordinate id range in \(subuid) and \(subgid)",
@@ -40,16 +40,10 @@ public struct IDMap: Sendable, Equatable, Codable {
         return IDMap(uidStart: uidRange.start, gidStart: gidRange.start, count: 65_536)
     }
 
-    static func range(in file: String, user: String, id: uid_t) throws -> (start: UInt32, count: UInt32)? {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: ":")
-            guard fields.count == 3, fields[0] == user || fields[0] == String(id),
-                let start = UInt32(fields[1]), let count = UInt32(fields[2])
-            else { continue }
-            return (start, count)
+    static func range(in file: String, user: String, id: uid_t) -> (start: UInt32, count: UInt32)? {
+        SubordinateIDs.entries(in: file).first { $0.owner == user || $0.owner == String(id) }.map {
+            ($0.start, $0.count)
         }
-        return nil
     }
 
     /// `lxc.idmap` lines for the container's config.

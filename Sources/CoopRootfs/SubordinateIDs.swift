@@ -10,6 +10,12 @@ import Foundation
 /// other entry overlaps.
 public enum SubordinateIDs {
     public struct Entry: Sendable, Equatable {
+        public init(owner: String, start: UInt32, count: UInt32) {
+            self.owner = owner
+            self.start = start
+            self.count = count
+        }
+
         public var owner: String
         public var start: UInt32
         public var count: UInt32
@@ -103,16 +109,22 @@ public enum SubordinateIDs {
         let count = UInt64(start) + UInt64(rootCount) <= UInt64(UInt32.max) ? rootCount : 65_536
         let entry = Entry(owner: "root", start: start, count: count)
         for file in [subuid, subgid] where !entries(in: file).contains(where: { isRoot($0.owner) }) {
-            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-            let line = "root:\(start):\(count)\n"
-            try FileSystem.writeAtomically(
-                (text.isEmpty || text.hasSuffix("\n") ? text : text + "\n") + line, to: URL(fileURLWithPath: file),
-                mode: 0o644)
+            try append(entry, to: file)
         }
         Console.status(
             "reserved subordinate ids \(start)-\(UInt64(start) + UInt64(count) - 1) for root's containers in "
                 + "\(subuid) and \(subgid): no user may be given them")
         return entry
+    }
+
+    /// Adds `OWNER:START:COUNT` as the last line of `file` (a whole new file, renamed into place). Call it
+    /// inside `withFilesLocked`.
+    public static func append(_ entry: Entry, to file: String) throws {
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        let line = "\(entry.owner):\(entry.start):\(entry.count)\n"
+        try FileSystem.writeAtomically(
+            (text.isEmpty || text.hasSuffix("\n") ? text : text + "\n") + line, to: URL(fileURLWithPath: file),
+            mode: 0o644)
     }
 
     /// Refuses `map` when an entry of someone other than root holds any of its ids: that user could

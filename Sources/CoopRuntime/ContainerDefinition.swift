@@ -72,5 +72,7 @@ public struct ContainerDefinition: Sendable {
     }
 
     /// How to stop this container's init: systemd powers off on SIGRTMIN+3, SysV init on SIGPWR.
-    public var stopSignal: Int32 { initIsSystemd ? 34 + 3 : SIGPWR }
+    public var stopSignal: Int32 { Self.powerOffSignal(systemd: initIsSystemd) }
+
+    static func powerOffSignal(systemd: Bool) -> Int32 { systemd ? 34 + 3 : SIGPWR }
 }

@@ -124,7 +124,7 @@ public enum ContainerRuntime {
                 pid: pid, startTicks: ticks, startedAt: Int(Date().timeIntervalSince1970),
                 cgroups: cgroups.folders.map(\.path), supervisor: supervisor.pid,
                 supervisorTicks: ContainerState.startTicks(of: supervisor.pid),
-                stopSignal: systemd ? 34 + 3 : bootsInit ? SIGPWR : SIGTERM
+                stopSignal: bootsInit ? ContainerDefinition.powerOffSignal(systemd: systemd) : SIGTERM
             ).write(container.folder)
         }
         lock.unlock()

@@ -27,17 +27,7 @@ public struct ContainerState: Codable, Sendable {
         try FileSystem.writeAtomically(try JSONEncoder().encode(self), to: Self.file(folder), durable: false)
     }
 
-    /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot; nil once it has
-    /// ended (a zombie has ended too: it has left its cgroups and namespaces).
-    static func startTicks(of pid: Int32) -> UInt64? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let end = text.lastIndex(of: ")")
-        else { return nil }
-        let fields = text[text.index(after: end)...].split(separator: " ")
-        // After the command come state (field 3) … starttime (field 22).
-        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
-        return UInt64(fields[19])
-    }
+    static func startTicks(of pid: Int32) -> UInt64? { ProcessStart.ticks(of: pid) }
 
     public var isRunning: Bool { Self.startTicks(of: pid) == startTicks }
 

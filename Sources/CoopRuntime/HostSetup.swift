@@ -50,16 +50,13 @@ public enum HostSetup {
     static func ensureRange(
         in file: String, user: String, id: uid_t, kind: String, all: (subuid: String, subgid: String)
     ) throws -> String {
-        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
         for entry in SubordinateIDs.entries(in: file)
         where (entry.owner == user || entry.owner == String(id)) && entry.count >= rangeSize {
             return "subordinate \(kind): \(user) has \(entry.start)-\(entry.end - 1) in \(file)"
         }
         // A range that neither file gives anyone (root's reservation included), the same in both.
         let end = SubordinateIDs.freeRange(count: rangeSize, subuid: all.subuid, subgid: all.subgid)
-        let line = "\(user):\(end):\(rangeSize)\n"
-        let updated = (text.isEmpty || text.hasSuffix("\n") ? text : text + "\n") + line
-        try FileSystem.writeAtomically(updated, to: URL(fileURLWithPath: file), mode: 0o644)
+        try SubordinateIDs.append(.init(owner: user, start: end, count: rangeSize), to: file)
         return "subordinate \(kind): gave \(user) \(end)-\(end + rangeSize - 1) in \(file)"
     }
 

@@ -93,26 +93,6 @@ static void note_window_change(int sig) {
     window_changed = 1;
 }
 
-// Keys typed at the user's terminal go to the console; returns 0 at the end of input.
-static int type_into(int console) {
-    char buffer[4096];
-    ssize_t n;
-    while ((n = read(STDIN_FILENO, buffer, sizeof buffer)) < 0 && errno == EINTR) {
-    }
-    if (n <= 0) return 0;
-    for (ssize_t done = 0; done < n;) {
-        ssize_t written = write(console, buffer + done, (size_t)(n - done));
-        if (written < 0 && (errno == EINTR || errno == EAGAIN)) {
-            struct pollfd out = {.fd = console, .events = POLLOUT};
-            poll(&out, 1, 100);
-            continue;
-        }
-        if (written <= 0) return 0;
-        done += written;
-    }
-    return 1;
-}
-
 static int status_of(int raw) { return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw); }
 
 int main(int argc, char **argv) {
@@ -217,7 +197,9 @@ int main(int argc, char **argv) {
             }
             if (fds[0].revents & POLLIN) drain(console);
             if (fds[0].revents & (POLLHUP | POLLERR) && !(fds[0].revents & POLLIN)) fds[0].fd = -1;
-            if (fds[2].revents & (POLLIN | POLLHUP | POLLERR) && !type_into(console)) fds[2].fd = -1;
+            // Keys typed at the user's terminal go to the console, until the end of input.
+            if (fds[2].revents & (POLLIN | POLLHUP | POLLERR) && coop_copy_once(STDIN_FILENO, console) < 0)
+                fds[2].fd = -1;
             if (fds[1].revents & POLLIN) break;
         }
         while (waitpid(init_pid, &raw, 0) < 0 && errno == EINTR) {

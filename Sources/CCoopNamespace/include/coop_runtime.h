@@ -85,6 +85,10 @@ int coop_receive_fd(int socket_fd);
 /// raw mode meanwhile (so ^C and ^Z reach the container's foreground job), window size passed on.
 int coop_relay_terminal(int master, int input, int output);
 
+/// Copies what one read(2) of `from` gives to `to`, whole (waiting while a non-blocking `to` is full);
+/// -1 at end of file or on an error of either side.
+int coop_copy_once(int from, int to);
+
 /// Relays the caller's terminals through pipes, so that no terminal of the user's reaches the container:
 /// `from[i]` is copied to `to[i]` for each i with both set (-1: not relayed); `to[0]` is closed at the end
 /// of input. Returns once the outputs reach end of file, or shortly after process `child` has ended.
