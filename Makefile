@@ -10,7 +10,7 @@ PACKAGES := libcurl4-openssl-dev libarchive-dev libgpgme-dev liblzma-dev libssl-
 FIXTURES ?= /var/tmp/coop-fixtures
 TEST_USER ?= coop-test
 
-.PHONY: build release deps demo test lint format bench fixtures clean install
+.PHONY: build release deps demo test unit lint format bench fixtures clean install
 
 build:
 	swift build
@@ -42,8 +42,13 @@ test:
 	$(MAKE) deps build fixtures lint
 	Tests/run-tests.sh $(FIXTURES) $(TEST_USER)
 
+# The unit tests alone: no root, no fixtures, no server.
+unit:
+	swift test --filter CoopUnitTests
+
 lint:
 	swift format lint --strict --recursive Package.swift Sources Tests
+	Tests/module-graph.py
 
 format:
 	swift format format --in-place --recursive Package.swift Sources Tests

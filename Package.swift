@@ -29,54 +29,73 @@ let package = Package(
             name: "CoopSupervisor", dependencies: ["CCoopNamespace"],
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "--gc-sections"])]),
 
-        // The pipeline, one library per stage.
+        // The bottom layer: what every stage stands on.
+        // Errors a user can act on, paths, terminal text, hashing.
         .target(name: "CoopSupport", dependencies: ["CLibcrypto"], swiftSettings: strict),
-        .target(name: "CoopIndex", dependencies: ["CoopSupport"], swiftSettings: strict),
-        .target(name: "CoopTransfer", dependencies: ["CoopSupport", "CCurl"], swiftSettings: strict),
-        .target(name: "CoopTrust", dependencies: ["CoopSupport", "CGPGME", "CoopRootfs"], swiftSettings: strict),
-        .target(
-            name: "CoopRootfs",
-            dependencies: ["CoopSupport", "CArchive", "CLZMA", "CCoopNamespace"],
-            swiftSettings: strict
-        ),
+        // The operating system: processes, pipes, files, id maps and ranges, tree removal, container folders.
+        .target(name: "CoopSystem", dependencies: ["CoopSupport", "CCoopNamespace"], swiftSettings: strict),
+        // Archives and codecs: libarchive behind one reader and writer, image metadata, xz and zstd.
+        .target(name: "CoopArchive", dependencies: ["CoopSupport", "CArchive", "CLZMA"], swiftSettings: strict),
+        // The wire formats, one typed model each, shared by readers and writers.
+        .target(name: "CoopFormats", dependencies: ["CoopSupport"], swiftSettings: strict),
+
+        // The pipeline, one library per stage, each depending only on stages before it.
+        .target(name: "CoopTransfer", dependencies: ["CoopSupport", "CoopSystem", "CCurl"], swiftSettings: strict),
+        .target(name: "CoopTrust", dependencies: ["CoopSupport", "CoopSystem", "CGPGME"], swiftSettings: strict),
         .target(
             name: "CoopStore",
-            dependencies: ["CoopSupport", "CoopIndex", "CoopTransfer", "CoopTrust", "CoopRootfs", "CArchive"],
+            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTrust", "CArchive"],
             swiftSettings: strict
         ),
         .target(
-            name: "CoopContainer",
-            dependencies: ["CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs"],
+            name: "CoopFetch",
+            dependencies: [
+                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTransfer", "CoopTrust", "CoopStore",
+            ],
             swiftSettings: strict
+        ),
+        .target(
+            name: "CoopRootfs", dependencies: ["CoopSupport", "CoopSystem", "CArchive"], swiftSettings: strict),
+        .target(
+            name: "CoopContainer",
+            dependencies: [
+                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTransfer", "CoopStore", "CoopFetch",
+                "CoopRootfs",
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CoopRuntime", dependencies: ["CoopSupport", "CoopSystem", "CCoopNamespace"], swiftSettings: strict
         ),
         .target(
             name: "CoopBuild",
-            dependencies: ["CoopSupport", "CoopIndex", "CoopRootfs", "CArchive", "CLZMA"],
+            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CArchive"],
             swiftSettings: strict
         ),
         .target(
-            name: "CoopPublish",
-            dependencies: ["CoopSupport", "CoopIndex", "CoopTrust", "CoopBuild", "CoopRootfs"],
-            swiftSettings: strict
-        ),
-        .target(
-            name: "CoopRuntime",
-            dependencies: ["CoopSupport", "CoopRootfs", "CCoopNamespace"],
+            name: "CoopPublish", dependencies: ["CoopSupport", "CoopSystem", "CoopFormats", "CoopTrust"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "CoopCLI",
             dependencies: [
-                "CoopSupport", "CoopIndex", "CoopStore", "CoopRootfs", "CoopContainer", "CoopTrust", "CoopBuild",
-                "CoopPublish", "CoopRuntime",
+                "CoopSupport", "CoopSystem", "CoopFormats", "CoopTransfer", "CoopTrust", "CoopStore", "CoopFetch",
+                "CoopRootfs", "CoopContainer", "CoopRuntime", "CoopBuild", "CoopPublish",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
+        // Fast tests of single modules: no root, no fixtures, no server; seconds.
         .testTarget(
-            name: "CoopTests",
+            name: "CoopUnitTests",
+            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopContainer", "CoopBuild"],
+            swiftSettings: strict
+        ),
+        // End to end on the real host: root, an ordinary user, the image fixtures and a loopback nginx.
+        .testTarget(
+            name: "CoopSystemTests",
             dependencies: [
-                "CoopSupport", "CoopIndex", "CoopTransfer", "CoopTrust", "CoopStore", "CoopRootfs", "CoopContainer",
+                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTrust", "CoopRootfs", "CoopContainer",
                 "CoopBuild",
             ],
             swiftSettings: strict

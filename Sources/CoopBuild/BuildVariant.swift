@@ -1,4 +1,3 @@
-import CoopSupport
 import Foundation
 
 /// What goes into an image beyond Debian's minbase.

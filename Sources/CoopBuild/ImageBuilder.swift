@@ -1,6 +1,7 @@
-import CoopIndex
-import CoopRootfs
+import CoopArchive
+import CoopFormats
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// `coop build`: a Debian rootfs from a package mirror with mmdebstrap, packed as an LXC image

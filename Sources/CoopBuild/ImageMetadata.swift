@@ -1,5 +1,5 @@
 import CArchive
-import CoopIndex
+import CoopFormats
 import CoopSupport
 import Foundation
 

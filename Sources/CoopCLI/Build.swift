@@ -1,8 +1,9 @@
 import ArgumentParser
 import CoopBuild
-import CoopIndex
+import CoopFormats
 import CoopPublish
 import CoopSupport
+import CoopSystem
 import CoopTrust
 import Foundation
 

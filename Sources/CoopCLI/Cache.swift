@@ -1,8 +1,9 @@
 import ArgumentParser
 import CoopContainer
-import CoopIndex
+import CoopFormats
 import CoopStore
 import CoopSupport
+import CoopSystem
 import Foundation
 
 struct Cache: ParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
 import CoopBuild
-import CoopRootfs
 import CoopRuntime
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// `coop check`: what this host and user can do, each gap with its fix (as `lxc-checkconfig` does).

@@ -1,9 +1,9 @@
 import ArgumentParser
 import CoopContainer
-import CoopIndex
-import CoopRootfs
+import CoopFormats
 import CoopRuntime
 import CoopSupport
+import CoopSystem
 import Foundation
 
 struct Create: ParsableCommand {

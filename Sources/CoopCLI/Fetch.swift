@@ -1,6 +1,6 @@
 import ArgumentParser
-import CoopIndex
-import CoopStore
+import CoopFetch
+import CoopFormats
 import CoopSupport
 import Foundation
 

@@ -1,6 +1,5 @@
 import ArgumentParser
-import CoopIndex
-import CoopStore
+import CoopFetch
 import CoopSupport
 import Foundation
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// `coop __extract REQUEST`: the unpacking child. Runs single-threaded, inside the container's user

@@ -1,10 +1,11 @@
 import ArgumentParser
 import CoopContainer
-import CoopIndex
-import CoopRootfs
+import CoopFetch
+import CoopFormats
 import CoopRuntime
 import CoopStore
 import CoopSupport
+import CoopSystem
 import CoopTransfer
 import Foundation
 

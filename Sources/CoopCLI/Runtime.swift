@@ -1,6 +1,6 @@
 import ArgumentParser
 import CoopContainer
-import CoopIndex
+import CoopFormats
 import CoopRuntime
 import CoopSupport
 import Foundation

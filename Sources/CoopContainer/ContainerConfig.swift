@@ -1,6 +1,5 @@
-import CoopIndex
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// The container's `config`, in LXC's format, so that `lxc-start -P <containers> -n NAME` can run it too.

@@ -1,7 +1,10 @@
-import CoopIndex
+import CoopArchive
+import CoopFetch
+import CoopFormats
 import CoopRootfs
 import CoopStore
 import CoopSupport
+import CoopSystem
 import CoopTransfer
 import Foundation
 

@@ -1,4 +1,4 @@
-import CoopIndex
+import CoopFormats
 import Foundation
 
 /// What coop remembers of a container beside its LXC config (`coop.json` in its folder).

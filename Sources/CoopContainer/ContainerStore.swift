@@ -1,6 +1,5 @@
-import CoopIndex
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// The containers folder: one folder per container, with `config`, `coop.json` and `rootfs/`.

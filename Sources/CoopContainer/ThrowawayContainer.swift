@@ -1,7 +1,8 @@
-import CoopIndex
-import CoopRootfs
+import CoopFetch
+import CoopFormats
 import CoopStore
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// `coop run`: a container that lives as long as its command. The image is unpacked once per build into a

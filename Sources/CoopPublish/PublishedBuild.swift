@@ -1,5 +1,4 @@
-import CoopIndex
-import CoopSupport
+import CoopSystem
 import Foundation
 
 /// One build in a published tree, `images/DISTRO/RELEASE/ARCH/VARIANT/BUILD/`, with what the indexes

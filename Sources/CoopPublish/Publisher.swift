@@ -1,5 +1,6 @@
-import CoopIndex
+import CoopFormats
 import CoopSupport
+import CoopSystem
 import CoopTrust
 import Foundation
 

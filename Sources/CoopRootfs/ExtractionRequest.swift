@@ -1,3 +1,4 @@
+import CoopSystem
 import Foundation
 
 /// What the extraction child (`coop __extract`) is to do; passed to it as JSON.

@@ -1,5 +1,6 @@
 import CArchive
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// Unpacks a rootfs tar stream safely. Runs in its own single-threaded process (`coop __extract`),

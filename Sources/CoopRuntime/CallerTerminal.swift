@@ -1,6 +1,5 @@
 import CCoopNamespace
-import CoopRootfs
-import CoopSupport
+import CoopSystem
 import Foundation
 
 /// How a command in a container gets the caller's stdin, stdout and stderr without ever holding a terminal

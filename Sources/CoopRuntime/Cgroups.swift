@@ -1,5 +1,5 @@
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// One cgroup hierarchy of the host, as mounted under /sys/fs/cgroup.

@@ -1,5 +1,5 @@
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// What the runtime reads from a container's LXC config: rootfs, name, id map and network kind.

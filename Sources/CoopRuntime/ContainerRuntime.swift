@@ -1,6 +1,6 @@
 import CCoopNamespace
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// Starts, enters and stops containers. Each container runs under its own supervisor process, a fresh

@@ -1,4 +1,4 @@
-import CoopSupport
+import CoopSystem
 import Foundation
 
 /// A running container's PID 1, as `coop start` recorded it (`state.json` in the container folder).

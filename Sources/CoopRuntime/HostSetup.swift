@@ -1,5 +1,5 @@
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// `coop setup-host --user NAME`, run once as root: what an ordinary user needs to run containers with

@@ -1,6 +1,5 @@
 import CCoopNamespace
-import CoopRootfs
-import CoopSupport
+import CoopSystem
 import Foundation
 
 /// `coop __exec` and `coop __attach`: a fresh single-threaded process that enters a running container.

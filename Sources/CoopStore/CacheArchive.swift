@@ -1,7 +1,8 @@
 import CArchive
-import CoopIndex
-import CoopRootfs
+import CoopArchive
+import CoopFormats
 import CoopSupport
+import CoopSystem
 import CoopTrust
 import Foundation
 

@@ -1,5 +1,5 @@
-import CoopIndex
-import CoopRootfs
+import CoopArchive
+import CoopFormats
 import Foundation
 
 /// One verified build in the image cache, as its `image.json` describes it.
@@ -7,6 +7,11 @@ public struct CacheEntry: Codable, Sendable {
     public struct FileRecord: Codable, Sendable, Equatable {
         public var sha256: String
         public var size: Int64
+
+        public init(sha256: String, size: Int64) {
+            self.sha256 = sha256
+            self.size = size
+        }
     }
 
     public var remote: String
@@ -29,6 +34,26 @@ public struct CacheEntry: Codable, Sendable {
 
     /// The entry's folder; not stored, set when read.
     public var folder: URL = URL(fileURLWithPath: "/")
+
+    public init(
+        remote: String, imageProtocol: Remote.ImageProtocol, distro: String, release: String, arch: String,
+        variant: String, build: String, fetchedAt: Int, expiry: Int?, validity: Int?, files: [String: FileRecord],
+        meta: MetaArchive, verifiedBy: String?
+    ) {
+        self.remote = remote
+        self.imageProtocol = imageProtocol
+        self.distro = distro
+        self.release = release
+        self.arch = arch
+        self.variant = variant
+        self.build = build
+        self.fetchedAt = fetchedAt
+        self.expiry = expiry
+        self.validity = validity
+        self.files = files
+        self.meta = meta
+        self.verifiedBy = verifiedBy
+    }
 
     enum CodingKeys: String, CodingKey {
         case remote, imageProtocol = "protocol", distro, release, arch, variant, build, fetchedAt, expiry, validity

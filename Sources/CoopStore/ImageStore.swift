@@ -1,5 +1,6 @@
-import CoopIndex
+import CoopFormats
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// The offline image cache: `REMOTE/DISTRO/RELEASE/ARCH/VARIANT/BUILD/` folders, each complete and
@@ -23,14 +24,14 @@ public final class ImageStore: Sendable {
     }
 
     /// Where an interrupted download of this build waits to be resumed.
-    func partialFolder(_ reference: ImageReference, remote: String, build: String) -> URL {
+    public func partialFolder(_ reference: ImageReference, remote: String, build: String) -> URL {
         root.appendingPathComponent(".partial").appendingPathComponent(
             [remote, reference.distro, reference.release, reference.arch, reference.variant, build].joined(
                 separator: "_"))
     }
 
     /// Serialises work on one image across processes: two fetches of it download it once.
-    func lock(_ reference: ImageReference, remote: String) throws -> FileLock {
+    public func lock(_ reference: ImageReference, remote: String) throws -> FileLock {
         let name = [remote, reference.distro, reference.release, reference.arch, reference.variant].joined(
             separator: "_")
         return try FileLock(path: root.appendingPathComponent(".locks/\(name).lock")) {
@@ -72,7 +73,7 @@ public final class ImageStore: Sendable {
     }
 
     /// Rewrites an entry's `image.json` in place (atomically), e.g. to refresh its expiry.
-    func update(_ entry: CacheEntry) throws {
+    public func update(_ entry: CacheEntry) throws {
         try FileSystem.writeAtomically(
             try Self.encode(entry), to: entry.folder.appendingPathComponent(Self.metadataName))
     }
@@ -105,7 +106,7 @@ public final class ImageStore: Sendable {
     }
 
     /// Moves a finished, verified folder into place as the entry; replaces an older copy of the same build.
-    func commit(_ staged: URL, as entry: CacheEntry) throws -> CacheEntry {
+    public func commit(_ staged: URL, as entry: CacheEntry) throws -> CacheEntry {
         let destination = try checkedFolder(of: entry)
         try FileSystem.writeAtomically(try Self.encode(entry), to: staged.appendingPathComponent(Self.metadataName))
         var replaced: URL?

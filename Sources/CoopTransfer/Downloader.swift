@@ -1,5 +1,6 @@
 import CCurl
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// Downloads with libcurl: resumable, retried with backoff, stall-bounded, proxies from the environment

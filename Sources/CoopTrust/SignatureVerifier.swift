@@ -1,5 +1,6 @@
 import CGPGME
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// Checks detached OpenPGP signatures against one remote's pinned key, and nothing else.

@@ -1,6 +1,6 @@
 import CGPGME
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// The user's own signing key for images they publish, in a GnuPG home under coop's config folder

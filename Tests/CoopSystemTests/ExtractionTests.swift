@@ -1,4 +1,5 @@
 import CoopRootfs
+import CoopSystem
 import Foundation
 import Testing
 

@@ -1,5 +1,5 @@
-import CoopRootfs
 import CoopSupport
+import CoopSystem
 import CoopTrust
 import Foundation
 import Testing

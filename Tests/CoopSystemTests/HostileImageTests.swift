@@ -228,7 +228,7 @@ struct HostileImageTests {
         let signer = try TestSigner()
         if let meta {
             let work = sandbox.root.appendingPathComponent("meta-work")
-            let archive = try ImageTextTests.metaArchive(meta.mapValues { Data($0.utf8) }, in: work)
+            let archive = try Self.metaArchive(meta.mapValues { Data($0.utf8) }, in: work)
             unlink(build.appendingPathComponent("meta.tar.xz").path)
             try FileManager.default.copyItem(at: archive, to: build.appendingPathComponent("meta.tar.xz"))
             try signer.sign(build.appendingPathComponent("meta.tar.xz"))
@@ -318,5 +318,16 @@ struct HostileImageTests {
         let destroyed = try sandbox.run("destroy", "d1")
         #expect(destroyed.status == 0, "\(destroyed)")
         #expect(!FileManager.default.fileExists(atPath: sandbox.containers.appendingPathComponent("d1").path))
+    }
+
+    /// A meta.tar.xz made with tar from the given files.
+    static func metaArchive(_ files: [String: Data], in folder: URL) throws -> URL {
+        let content = folder.appendingPathComponent("meta-content")
+        try FileManager.default.createDirectory(at: content, withIntermediateDirectories: true)
+        for (name, data) in files { try data.write(to: content.appendingPathComponent(name)) }
+        let archive = folder.appendingPathComponent("meta.tar.xz")
+        let made = try shell("/usr/bin/tar", "-C", content.path, "-cJf", archive.path, ".")
+        try #require(made.status == 0, "\(made)")
+        return archive
     }
 }

@@ -1,3 +1,4 @@
+import CoopSupport
 import Foundation
 
 /// File operations that must never leave a half-written file behind.

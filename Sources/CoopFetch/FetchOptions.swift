@@ -1,3 +1,4 @@
+import CoopStore
 import Foundation
 
 public struct FetchOptions: Sendable {

@@ -1,4 +1,4 @@
-import CoopIndex
+import CoopFormats
 import CoopSupport
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import CoopSupport
 import Foundation
 
 /// An exclusive `flock` on a file, held until `unlock()` or the process ends (also when it is killed).

@@ -1,4 +1,4 @@
-import CoopRootfs
+import CoopSystem
 import Foundation
 import Testing
 

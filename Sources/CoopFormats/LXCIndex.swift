@@ -1,4 +1,3 @@
-import CoopSupport
 import Foundation
 
 /// LXC's image index (`meta/1.0/index-system`, `index-user`): one build per line,

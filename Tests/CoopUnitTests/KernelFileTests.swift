@@ -1,4 +1,4 @@
-import CoopSupport
+import CoopSystem
 import Foundation
 import Testing
 

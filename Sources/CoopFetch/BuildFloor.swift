@@ -1,5 +1,6 @@
-import CoopIndex
+import CoopFormats
 import CoopSupport
+import CoopSystem
 import Foundation
 
 /// Rollback protection: per remote, the newest build coop has verified of each image. An index that

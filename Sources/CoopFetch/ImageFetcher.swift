@@ -1,6 +1,8 @@
-import CoopIndex
-import CoopRootfs
+import CoopArchive
+import CoopFormats
+import CoopStore
 import CoopSupport
+import CoopSystem
 import CoopTransfer
 import CoopTrust
 import Foundation
