@@ -9,6 +9,7 @@ import Foundation
 
 struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "build",
         abstract: "Build an image from the Debian mirror with mmdebstrap.",
         discussion: """
             As root mmdebstrap runs in root mode, as an ordinary user with --mode=unshare. With the same mirror
@@ -78,6 +79,7 @@ extension Build {
 
 struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "key",
         abstract: "Your own key for signing the images you publish.", subcommands: [KeyCreate.self, KeyExport.self])
 }
 
@@ -124,6 +126,7 @@ struct KeyExport: ParsableCommand {
 
 struct Publish: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "publish",
         abstract: "Add builds to an image server tree that any web server can serve.")
 
     @Argument(help: "The tree's folder (the web server's root).")

@@ -8,6 +8,7 @@ import Foundation
 
 struct Cache: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "cache",
         abstract: "See, bound and carry the offline image cache.",
         subcommands: [CacheList.self, CachePrune.self, CacheExport.self, CacheImport.self])
 }

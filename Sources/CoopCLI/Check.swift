@@ -8,6 +8,7 @@ import Foundation
 /// `coop check`: what this host and user can do, each gap with its fix (as `lxc-checkconfig` does).
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Tell what this host and user can do, and how to fix gaps.")
 
     struct Item {

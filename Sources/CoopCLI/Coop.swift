@@ -22,8 +22,16 @@ struct Coop: ParsableCommand {
         // A pipe to a child that died must give EPIPE, not kill coop before it can clean up.
         signal(SIGPIPE, SIG_IGN)
         do {
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            if arguments.first == "start", let plain = Start.plainArguments(Array(arguments.dropFirst())) {
+                try Start.start(name: plain.name, foreground: plain.foreground, command: plain.command)
+                return
+            }
             var command = try parseAsRoot()
             try command.run()
+        } catch let status as ExitCode {
+            // A container's or a command's own status, passed on as it is.
+            Foundation.exit(status.rawValue)
         } catch let error as CoopError {
             // Errors quote names from images and indexes: shown escaped.
             FileHandle.standardError.write(Data("error: \(Console.escaped("\(error)", keepNewlines: true))\n".utf8))

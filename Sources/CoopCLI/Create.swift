@@ -8,6 +8,7 @@ import Foundation
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "create",
         abstract: "Create a container from an image: fetch if needed, unpack with shifted ownership.")
 
     @Argument(help: "The container's name.")
@@ -42,7 +43,8 @@ struct Create: ParsableCommand {
 }
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List containers: name, state, pid, image.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List containers: name, state, pid, image.")
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
@@ -79,13 +81,14 @@ struct List: ParsableCommand {
 }
 
 struct Destroy: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove a container and its files.")
+    static let configuration = CommandConfiguration(
+        commandName: "destroy", abstract: "Remove a container and its files.")
 
     @Argument(help: "The container's name.")
     var name: String
 
     func run() throws {
-        let store = try Environment().containers()
+        let store = try LocalContainers().store()
         let folder = try store.existingFolder(name)
         if let state = ContainerState.read(folder) {
             if state.isRunning {

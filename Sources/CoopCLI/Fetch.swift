@@ -6,6 +6,7 @@ import Foundation
 
 struct Fetch: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "fetch",
         abstract: "Download, verify and cache an image.",
         discussion: "Nothing happens when the cache already holds a current build.")
 

@@ -4,7 +4,8 @@ import CoopSupport
 import Foundation
 
 struct Images: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the images a remote offers.")
+    static let configuration = CommandConfiguration(
+        commandName: "images", abstract: "List the images a remote offers.")
 
     @Argument(help: "[REMOTE:] [DISTRO] [RELEASE] [ARCH] to narrow the list.")
     var filters: [String] = []

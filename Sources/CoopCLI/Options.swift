@@ -79,12 +79,22 @@ struct Environment {
     }
 
     func containers() throws -> ContainerStore {
+        try LocalContainers(paths: paths).store()
+    }
+}
+
+/// The user's containers, without the remotes and the cache: what start, stop, exec and attach need, and
+/// all they pay for at start.
+struct LocalContainers {
+    var paths = CoopPaths.current()
+
+    func store() throws -> ContainerStore {
         ContainerStore(root: paths.containersDirectory, idMap: try IDMap.forCurrentUser())
     }
 
     /// An existing container, as the runtime reads its config.
     func container(named name: String) throws -> ContainerDefinition {
-        try ContainerDefinition(folder: try containers().existingFolder(name))
+        try ContainerDefinition(folder: try store().existingFolder(name))
     }
 }
 

@@ -7,6 +7,7 @@ import Foundation
 
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "start",
         abstract: "Start a container: its init, or the command given after --.",
         discussion: "Returns once PID 1 runs; with --foreground it stays attached and passes on the exit status.")
 
@@ -18,16 +19,40 @@ struct Start: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let container = try Environment().container(named: name)
+        try Self.start(name: name, foreground: foreground, command: command)
+    }
+
+    static func start(name: String, foreground: Bool, command: [String]) throws {
+        let container = try LocalContainers().container(named: name)
         let status = try ContainerRuntime.start(
             container, command: command.isEmpty ? nil : command, foreground: foreground)
         if let status { throw ExitCode(status) }
         if let state = ContainerState.read(container.folder) { Console.status("started \(name) (pid \(state.pid))") }
     }
+
+    /// The arguments of the plainest start, `NAME [--foreground] [-- COMMAND…]`, read without the argument
+    /// parser: its reflection costs a few milliseconds, as much as the rest of such a start. Anything else
+    /// (help, a misspelt flag, a second name) gives nil and goes to the parser, which explains it.
+    static func plainArguments(_ arguments: [String]) -> (name: String, foreground: Bool, command: [String])? {
+        var name: String?
+        var foreground = false
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--" { return name.map { ($0, foreground, Array(arguments[(index + 1)...])) } }
+            if argument == "--foreground" && !foreground {
+                foreground = true
+            } else if name == nil && !argument.isEmpty && !argument.hasPrefix("-") {
+                name = argument
+            } else {
+                return nil
+            }
+        }
+        return name.map { ($0, foreground, []) }
+    }
 }
 
 struct Stop: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stop",
         abstract: "Stop a container: init is asked to power off, and killed after the timeout.")
 
     @Argument(help: "The container's name.")
@@ -36,7 +61,7 @@ struct Stop: ParsableCommand {
     var timeout: Double = 10
 
     func run() throws {
-        let container = try Environment().container(named: name)
+        let container = try LocalContainers().container(named: name)
         try ContainerRuntime.stop(container, timeout: timeout)
         Console.status("stopped \(name)")
     }
@@ -44,6 +69,7 @@ struct Stop: ParsableCommand {
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "exec",
         abstract: "Run a command in a running container; its exit status is coop's.")
 
     @Argument(help: "The container's name.")
@@ -61,7 +87,7 @@ struct Exec: ParsableCommand {
     }
 
     func run() throws {
-        let container = try Environment().container(named: name)
+        let container = try LocalContainers().container(named: name)
         let pty: ContainerRuntime.PtyChoice = forcePty ? .always : noPty ? .never : .automatic
         throw ExitCode(try ContainerRuntime.exec(container, command: command, pty: pty))
     }
@@ -69,6 +95,7 @@ struct Exec: ParsableCommand {
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run a command in a throwaway container: created, run, removed.")
 
     @Argument(help: "The image: [REMOTE:]DISTRO/RELEASE[/ARCH][/VARIANT].")
@@ -102,6 +129,7 @@ struct Run: ParsableCommand {
 
 struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "attach",
         abstract: "An interactive login shell in a running container.",
         discussion: "The shell runs on a pty of its own: job control, window size and Ctrl-C work as at a console.")
 
@@ -109,7 +137,7 @@ struct Attach: ParsableCommand {
     var name: String
 
     func run() throws {
-        let container = try Environment().container(named: name)
+        let container = try LocalContainers().container(named: name)
         throw ExitCode(try ContainerRuntime.attach(container))
     }
 }

@@ -148,9 +148,12 @@ public struct ContainerCgroups: Sendable {
     /// The container's cgroup name: its name, and a hash of its folder, as two containers folders may both
     /// hold a container of that name.
     static func cgroupName(_ container: ContainerDefinition) -> String {
-        let hasher = SHA256Hasher()
-        Array(container.folder.standardizedFileURL.path.utf8).withUnsafeBytes { hasher.update($0) }
-        return container.name + "-" + hasher.finalize().prefix(8)
+        // FNV-1a of the folder: it only tells apart same-named containers of different folders, and a
+        // cryptographic hash would load and initialise OpenSSL at every start.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in container.folder.standardizedFileURL.path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let digits = String(hash, radix: 16)
+        return container.name + "-" + String(repeating: "0", count: 16 - digits.count) + digits.prefix(8)
     }
 
     /// Makes the container's cgroups and writes its limits. Throws when a limit is refused by the kernel.

@@ -26,7 +26,7 @@ public final class SHA256Hasher: @unchecked Sendable {
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &digest, &length)
         reset()
-        return digest.map { String(format: "%02x", $0) }.joined()
+        return Self.hexDigits(digest)
     }
 
     /// Hashes whole files, in 1 MiB reads.
@@ -48,5 +48,17 @@ public final class SHA256Hasher: @unchecked Sendable {
             }
         }
         return hasher.finalize()
+    }
+
+    /// Lowercase hex, without String(format:), whose varargs cost a runtime type lookup per byte.
+    static func hexDigits(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
