@@ -237,6 +237,44 @@ struct BuildPublishTests {
     }
 
     @Test(
+        "A publish killed halfway leaves the tree as it was; the next publish removes its hidden staging",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func publishKilled() throws {
+        let (sandbox, first) = try Shared.shared.published()
+        var killedStaging: String?
+        // The publish stages, signs and renames within a second or so: it is killed as soon as its hidden
+        // folder shows, and tried again on a fresh tree when it finished first.
+        for attempt in 0..<5 where killedStaging == nil {
+            let tree = sandbox.root.appendingPathComponent("www/killed-\(attempt)")
+            let running = try sandbox.start(["publish", tree.path, first.path])
+            let parent = tree.appendingPathComponent(
+                "images/debian/bookworm/\(TestHost.arch)/\(first.deletingLastPathComponent().lastPathComponent)")
+            for _ in 0..<2000 where killedStaging == nil {
+                let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
+                if let staging = entries.first(where: { $0.contains(".publishing-") }) {
+                    kill(running.pid, SIGKILL)
+                    killedStaging = staging
+                }
+                if kill(running.pid, 0) != 0 { break }
+                usleep(1000)
+            }
+            let ended = running.wait()
+            guard let staging = killedStaging else { continue }
+            #expect(ended.status != 0, "\(ended)")
+            let index = tree.appendingPathComponent("meta/1.0/index-system")
+            #expect(!FileManager.default.fileExists(atPath: index.path), "a killed first publish wrote an index")
+            #expect(
+                FileManager.default.fileExists(atPath: parent.appendingPathComponent(staging).path),
+                "the kill came too late to leave a staging folder")
+            try sandbox.expect(0, "publish", tree.path, first.path)
+            #expect(!FileManager.default.fileExists(atPath: parent.appendingPathComponent(staging).path))
+            let lines = try String(contentsOf: index, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 1, "\(lines)")
+        }
+        #expect(killedStaging != nil, "no publish could be caught halfway in five tries")
+    }
+
+    @Test(
         "build --dry-run prints the plan for an archived release: the archive, its retired keys, an expired Release",
         arguments: ["wheezy", "jessie", "stretch", "buster"])
     func archivedPlan(_ release: String) throws {
