@@ -4,8 +4,10 @@
 #   1. /bin/true in a fresh container: `coop start NAME --foreground -- /bin/true` (and `coop run IMAGE --
 #      /bin/true`, a throwaway container over the same image) against
 #      `bwrap --unshare-all --uid 0 --gid 0 --ro-bind ROOTFS / --proc /proc --dev /dev /bin/true` and
-#      rootless crun (`crun spec --rootless`, root.path = ROOTFS read-only, args ["/bin/true"],
-#      `crun --root $XDG_RUNTIME_DIR/crun run -b BUNDLE ID`); anchors: the setpriv wrapper alone
+#      rootless crun doing the same job (`crun spec --rootless`, root.path = ROOTFS read-only, args
+#      ["/bin/true"], and the user's whole first subordinate range as uid and gid mappings, which crun
+#      writes with newuidmap and newgidmap as coop does; `crun --root $XDG_RUNTIME_DIR/crun run -b BUNDLE
+#      ID`); anchors: the setpriv wrapper alone
 #      running /bin/true, and `coop --version` (the start of one coop process);
 #   2. boot to running: `coop start NAME && coop exec NAME -- systemctl is-system-running --wait`
 #      against `lxc-start -n NAME && lxc-attach -n NAME -- systemctl is-system-running --wait`
@@ -58,6 +60,7 @@
 set -euo pipefail
 
 BWRAP_TARGET=1
+CRUN_TARGET=1
 BOOT_TARGET=1
 STOP_TARGET=0.3333
 MEMORY_TARGET_KIB=2048
@@ -376,8 +379,15 @@ echo "   lxc:  $lxc_path/$NAME/rootfs ($(find "$lxc_path/$NAME/rootfs" | wc -l) 
 
 # crun's bundle: the spec of `crun spec --rootless`, pointed at coop's rootfs.
 (cd "$work/bundle" && "${as_user[@]}" crun spec --rootless)
-jq --arg root "$rootfs" '.root.path = $root | .root.readonly = true
-    | .process.args = ["/bin/true"] | .process.terminal = false' \
+# The same id mappings as coop's: the user's first subordinate ranges, through newuidmap and newgidmap.
+subuid=$(awk -F: -v u="$user" '$1 == u { print $2 " " $3; exit }' /etc/subuid)
+subgid=$(awk -F: -v u="$user" '$1 == u { print $2 " " $3; exit }' /etc/subgid)
+[ -n "$subuid" ] && [ -n "$subgid" ] || die "$user has no subordinate ids in /etc/subuid and /etc/subgid"
+jq --arg root "$rootfs" --argjson uid "[${subuid// /,}]" --argjson gid "[${subgid// /,}]" \
+    '.root.path = $root | .root.readonly = true
+    | .process.args = ["/bin/true"] | .process.terminal = false
+    | .linux.uidMappings = [{"containerID": 0, "hostID": $uid[0], "size": $uid[1]}]
+    | .linux.gidMappings = [{"containerID": 0, "hostID": $gid[0], "size": $gid[1]}]' \
     "$work/bundle/config.json" >"$work/bundle/config.json.new"
 mv "$work/bundle/config.json.new" "$work/bundle/config.json"
 chown "$uid:$gid" "$work/bundle/config.json"
@@ -540,7 +550,7 @@ done
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
 python3 - "$work/res" "$runs" "$warmup" "$boot_runs" "$supervisors" \
-    "$BWRAP_TARGET" "$BOOT_TARGET" "$STOP_TARGET" "$MEMORY_TARGET_KIB" <<'EOF'
+    "$BWRAP_TARGET" "$BOOT_TARGET" "$STOP_TARGET" "$MEMORY_TARGET_KIB" "$CRUN_TARGET" <<'EOF'
 import json
 import os
 import sys
@@ -549,6 +559,7 @@ res = sys.argv[1]
 runs, warmup, boot_runs, supervisors = sys.argv[2:6]
 bwrap_target, boot_target, stop_target = map(float, sys.argv[6:9])
 memory_target = int(sys.argv[9])
+crun_target = float(sys.argv[10])
 
 
 def result(case):
@@ -629,7 +640,7 @@ def ratio(name, a, b, target, note=""):
 
 
 ratio("coop/bwrap /bin/true", "true-coop", "true-bwrap", bwrap_target)
-ratio("coop/crun  /bin/true", "true-coop", "true-crun", None, "  (no target)")
+ratio("coop/crun  /bin/true", "true-coop", "true-crun", crun_target)
 ratio("coop run/bwrap /bin/true", "true-run", "true-bwrap", bwrap_target)
 ratio("coop/lxc   boot", "boot-coop", "boot-lxc", boot_target)
 ratio("coop/lxc   stop", "stop-coop", "stop-lxc", stop_target)
