@@ -79,17 +79,17 @@ struct Environment {
     }
 
     func containers() throws -> ContainerStore {
-        try LocalContainers(paths: paths).store()
+        try LocalContainers(folder: paths.containersDirectory).store()
     }
 }
 
 /// The user's containers, without the remotes and the cache: what start, stop, exec and attach need, and
 /// all they pay for at start.
 struct LocalContainers {
-    var paths = CoopPaths.current()
+    var folder = CoopPaths.containersDirectory()
 
     func store() throws -> ContainerStore {
-        ContainerStore(root: paths.containersDirectory, idMap: try IDMap.forCurrentUser())
+        ContainerStore(root: folder, idMap: try IDMap.forCurrentUser())
     }
 
     /// An existing container, as the runtime reads its config.

@@ -28,11 +28,12 @@ public struct CgroupHierarchy: Sendable, Equatable {
         var found: [CgroupHierarchy] = []
         for line in text.split(separator: "\n") {
             // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPEROPTIONS
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count == 2 else { continue }
-            let mount = halves[0].split(separator: " ")
-            let tail = halves[1].split(separator: " ")
-            guard mount.count >= 5, tail.count >= 3, tail[0] == "cgroup" || tail[0] == "cgroup2" else { continue }
+            // The optional fields end at a lone "-"; split by hand, as this runs at every start.
+            let fields = line.split(separator: " ")
+            guard let dash = fields.firstIndex(of: "-"), dash >= 5 else { continue }
+            let mount = fields[..<dash]
+            let tail = Array(fields[(dash + 1)...])
+            guard tail.count >= 3, tail[0] == "cgroup" || tail[0] == "cgroup2" else { continue }
             let point = String(mount[4])
             let folder: String
             if point == "/sys/fs/cgroup" {

@@ -51,22 +51,25 @@ public struct CoopPaths: Sendable {
             cache = base.appendingPathComponent("coop")
         }
 
-        let containers: URL
-        if let explicit = environment["COOP_CONTAINERS"] {
-            containers = URL(fileURLWithPath: explicit)
-        } else if isRoot {
-            containers = URL(fileURLWithPath: "/var/lib/coop/containers")
-        } else {
-            let base =
-                environment["XDG_DATA_HOME"].map { URL(fileURLWithPath: $0) }
-                ?? home.appendingPathComponent(".local/share")
-            containers = base.appendingPathComponent("coop/containers")
-        }
+        let containers = containersDirectory(environment: environment)
         let config =
             (environment["XDG_CONFIG_HOME"].map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent(".config"))
             .appendingPathComponent("coop")
         return CoopPaths(
             dataDirectory: data, cacheDirectory: cache, containersDirectory: containers, configDirectory: config)
+    }
+
+    /// The containers folder alone: all that start, stop, exec and attach need, without looking for the
+    /// checkout and the data folder.
+    public static func containersDirectory(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> URL {
+        if let explicit = environment["COOP_CONTAINERS"] { return URL(fileURLWithPath: explicit) }
+        if getuid() == 0 { return URL(fileURLWithPath: "/var/lib/coop/containers") }
+        let home = URL(fileURLWithPath: environment["HOME"] ?? NSHomeDirectory())
+        let base =
+            environment["XDG_DATA_HOME"].map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent(".local/share")
+        return base.appendingPathComponent("coop/containers")
     }
 
     /// The checkout this binary was built in: the nearest folder above the executable that holds both
