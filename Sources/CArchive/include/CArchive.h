@@ -41,12 +41,4 @@ static inline void coop_ae_set_kind(struct archive_entry *e, enum coop_ae_kind k
     archive_entry_set_filetype(e, types[kind]);
 }
 
-// Until every caller goes through CoopArchive's types.
-static inline int coop_ae_is_regular(struct archive_entry *e) { return archive_entry_filetype(e) == AE_IFREG; }
-static inline int coop_ae_is_device(struct archive_entry *e) {
-    unsigned int t = archive_entry_filetype(e);
-    return t == AE_IFCHR || t == AE_IFBLK;
-}
-static inline void coop_ae_set_regular(struct archive_entry *e) { archive_entry_set_filetype(e, AE_IFREG); }
-
 #endif
