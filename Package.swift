@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "CoopTrust", dependencies: ["CoopSupport", "CoopSystem", "CGPGME"], swiftSettings: strict),
         .target(
             name: "CoopStore",
-            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTrust", "CArchive"],
+            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTrust"],
             swiftSettings: strict
         ),
         .target(
@@ -55,7 +55,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
-            name: "CoopRootfs", dependencies: ["CoopSupport", "CoopSystem", "CArchive"], swiftSettings: strict),
+            name: "CoopRootfs", dependencies: ["CoopSupport", "CoopSystem", "CoopArchive"], swiftSettings: strict),
         .target(
             name: "CoopContainer",
             dependencies: [
@@ -69,7 +69,7 @@ let package = Package(
         ),
         .target(
             name: "CoopBuild",
-            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CArchive"],
+            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats"],
             swiftSettings: strict
         ),
         .target(

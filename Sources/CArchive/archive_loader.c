@@ -79,6 +79,12 @@ int archive_read_data_into_fd(struct archive *a, int fd) {
     return function(a, fd);
 }
 
+int archive_read_data_skip(struct archive *a) {
+    static int (*function)(struct archive *a);
+    if (function == NULL) function = (int (*)(struct archive *a))resolve("archive_read_data_skip");
+    return function(a);
+}
+
 int archive_read_free(struct archive *a) {
     static int (*function)(struct archive *a);
     if (function == NULL) function = (int (*)(struct archive *a))resolve("archive_read_free");
@@ -143,6 +149,12 @@ int archive_write_open_filename(struct archive *a, const char *file) {
     static int (*function)(struct archive *a, const char *file);
     if (function == NULL) function = (int (*)(struct archive *a, const char *file))resolve("archive_write_open_filename");
     return function(a, file);
+}
+
+int archive_write_open_fd(struct archive *a, int fd) {
+    static int (*function)(struct archive *a, int fd);
+    if (function == NULL) function = (int (*)(struct archive *a, int fd))resolve("archive_write_open_fd");
+    return function(a, fd);
 }
 
 int archive_write_header(struct archive *a, struct archive_entry *entry) {
@@ -229,6 +241,24 @@ const char *archive_entry_pathname(struct archive_entry *e) {
     return function(e);
 }
 
+int archive_entry_size_is_set(struct archive_entry *e) {
+    static int (*function)(struct archive_entry *e);
+    if (function == NULL) function = (int (*)(struct archive_entry *e))resolve("archive_entry_size_is_set");
+    return function(e);
+}
+
+const char *archive_entry_symlink(struct archive_entry *e) {
+    static const char *(*function)(struct archive_entry *e);
+    if (function == NULL) function = (const char *(*)(struct archive_entry *e))resolve("archive_entry_symlink");
+    return function(e);
+}
+
+__LA_MODE_T archive_entry_perm(struct archive_entry *e) {
+    static __LA_MODE_T (*function)(struct archive_entry *e);
+    if (function == NULL) function = (__LA_MODE_T (*)(struct archive_entry *e))resolve("archive_entry_perm");
+    return function(e);
+}
+
 la_int64_t archive_entry_size(struct archive_entry *e) {
     static la_int64_t (*function)(struct archive_entry *e);
     if (function == NULL) function = (la_int64_t (*)(struct archive_entry *e))resolve("archive_entry_size");
@@ -281,6 +311,12 @@ void archive_entry_set_size(struct archive_entry *e, la_int64_t size) {
     static void (*function)(struct archive_entry *e, la_int64_t size);
     if (function == NULL) function = (void (*)(struct archive_entry *e, la_int64_t size))resolve("archive_entry_set_size");
     function(e, size);
+}
+
+void archive_entry_set_symlink(struct archive_entry *e, const char *target) {
+    static void (*function)(struct archive_entry *e, const char *target);
+    if (function == NULL) function = (void (*)(struct archive_entry *e, const char *target))resolve("archive_entry_set_symlink");
+    function(e, target);
 }
 
 void archive_entry_set_filetype(struct archive_entry *e, unsigned int type) {

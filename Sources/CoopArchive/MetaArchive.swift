@@ -1,4 +1,3 @@
-import CArchive
 import CoopSupport
 import Foundation
 
@@ -21,20 +20,14 @@ public struct MetaArchive: Sendable, Codable, Equatable {
     public static let maxEntries = 10_000
 
     public init(contentsOf url: URL) throws {
-        guard let archive = archive_read_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
-        defer { archive_read_free(archive) }
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_all(archive)
-        guard archive_read_open_filename(archive, url.path, 65536) == ARCHIVE_OK else {
-            throw Self.failure(archive, url)
-        }
+        let reader = try ArchiveReader(
+            file: url, blockSize: 65536,
+            role: ArchiveRole(
+                "metadata \(url.lastPathComponent)", damaged: .verification,
+                fix: "fetch the image again with --flush-cache"))
         var files: [String: String] = [:]
-        var entry: OpaquePointer?
         var count = 0
-        while true {
-            let result = archive_read_next_header(archive, &entry)
-            if result == ARCHIVE_EOF { break }
-            guard result == ARCHIVE_OK || result == ARCHIVE_WARN, let entry else { throw Self.failure(archive, url) }
+        while let entry = try reader.next() {
             count += 1
             guard count <= Self.maxEntries else {
                 throw CoopError(
@@ -42,30 +35,19 @@ public struct MetaArchive: Sendable, Codable, Equatable {
                     cause: "has more than \(Self.maxEntries) entries, the limit for an image's metadata",
                     fix: "no real image comes near this limit: do not use this image; nothing was kept")
             }
-            guard coop_ae_is_regular(entry) != 0, let rawName = archive_entry_pathname(entry) else { continue }
-            var name = String(cString: rawName)
+            guard entry.kind == .file, var name = entry.path else { continue }
             while name.hasPrefix("./") { name.removeFirst(2) }
             guard Self.knownNames.contains(name) else { continue }
-            let size = Int(archive_entry_size(entry))
-            guard size >= 0, size <= Self.maxFileBytes else {
+            guard let data = try reader.data(limit: Self.maxFileBytes) else {
+                let size = entry.size.flatMap { $0 > Self.maxFileBytes ? "\($0) bytes" : nil } ?? "more bytes"
                 throw CoopError(
                     .verification, "metadata file \(name) in \(url.lastPathComponent)",
-                    cause: "has \(size) bytes, more than the limit of \(Self.maxFileBytes >> 20) MiB for one file",
+                    cause: "has \(size), more than the limit of \(Self.maxFileBytes >> 20) MiB for one file",
                     fix: "no real image comes near this limit: do not use this image; nothing was kept")
             }
-            var data = Data(count: size)
-            let read = data.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, size) }
-            guard read == size else { throw Self.failure(archive, url) }
             files[name] = String(decoding: data, as: UTF8.self)
         }
         self.files = files
-    }
-
-    static func failure(_ archive: OpaquePointer, _ url: URL) -> CoopError {
-        let message = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
-        return CoopError(
-            .verification, "metadata \(url.lastPathComponent)", cause: "cannot be read: \(message)",
-            fix: "fetch the image again with --flush-cache")
     }
 
     /// When the image stops being current (epoch seconds), if the metadata says.

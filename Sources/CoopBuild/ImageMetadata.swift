@@ -1,4 +1,4 @@
-import CArchive
+import CoopArchive
 import CoopFormats
 import CoopSupport
 import Foundation
@@ -33,37 +33,13 @@ public struct ImageMetadata {
     }
 
     public func write(to url: URL) throws {
-        guard let writer = archive_write_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
-        defer { archive_write_free(writer) }
-        archive_write_set_format_gnutar(writer)
-        archive_write_add_filter_xz(writer)
-        guard archive_write_open_filename(writer, url.path) == ARCHIVE_OK else {
-            throw CoopError(.io, "write \(url.path)", cause: String(cString: archive_error_string(writer)))
-        }
+        let writer = try ArchiveWriter(
+            file: url, format: .gnuTar, filter: .xz,
+            role: ArchiveRole(url.path, spaceFix: "free some disk space, or build elsewhere with --output"))
         for (name, text) in files {
-            let bytes = Array(text.utf8)
-            guard let entry = archive_entry_new() else {
-                throw CoopError(.internal, "libarchive", cause: "out of memory")
-            }
-            defer { archive_entry_free(entry) }
-            archive_entry_set_pathname(entry, "./" + name)
-            coop_ae_set_regular(entry)
-            archive_entry_set_perm(entry, 0o644)
-            archive_entry_set_size(entry, la_int64_t(bytes.count))
-            archive_entry_set_mtime(entry, time_t(buildTime), 0)
-            archive_entry_set_uid(entry, 0)
-            archive_entry_set_gid(entry, 0)
-            guard archive_write_header(writer, entry) == ARCHIVE_OK,
-                archive_write_data(writer, bytes, bytes.count) == bytes.count
-            else {
-                throw CoopError(.io, "write \(url.path)", cause: String(cString: archive_error_string(writer)))
-            }
+            try writer.addFile("./" + name, data: Data(text.utf8), .init(mode: 0o644, modified: buildTime))
         }
-        guard archive_write_close(writer) == ARCHIVE_OK else {
-            throw CoopError(
-                .io, "write \(url.path)", cause: String(cString: archive_error_string(writer)),
-                fix: "free some disk space, or build elsewhere with --output")
-        }
+        try writer.close()
     }
 }
 
@@ -73,18 +49,10 @@ public struct TarSurvey {
     public var devices: [String] = []
 
     public init(_ url: URL) throws {
-        guard let reader = archive_read_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
-        defer { archive_read_free(reader) }
-        archive_read_support_format_all(reader)
-        archive_read_support_filter_all(reader)
-        guard archive_read_open_filename(reader, url.path, 1 << 20) == ARCHIVE_OK else {
-            throw CoopError(.io, "read \(url.path)", cause: String(cString: archive_error_string(reader)))
-        }
-        var entry: OpaquePointer?
-        while archive_read_next_header(reader, &entry) == ARCHIVE_OK, let entry {
+        let reader = try ArchiveReader(file: url, role: ArchiveRole("rootfs tarball \(url.path)"))
+        while let entry = try reader.next() {
             entries += 1
-            if coop_ae_is_device(entry) != 0, let name = archive_entry_pathname(entry) {
-                var path = String(cString: name)
+            if entry.isDevice, var path = entry.path {
                 if !path.hasPrefix("./") { path = "./" + (path.hasPrefix("/") ? String(path.dropFirst()) : path) }
                 devices.append(path)
             }

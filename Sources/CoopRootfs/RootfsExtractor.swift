@@ -1,4 +1,4 @@
-import CArchive
+import CoopArchive
 import CoopSupport
 import CoopSystem
 import Foundation
@@ -47,48 +47,31 @@ public struct RootfsExtractor {
         }
         try checkSystemCall(chdir(destination), "enter \(destination)")
 
-        guard let reader = archive_read_new(), let writer = archive_write_disk_new() else {
-            throw CoopError(.internal, "libarchive", cause: "out of memory")
-        }
-        defer {
-            archive_read_free(reader)
-            archive_write_free(writer)
-        }
-        archive_read_support_filter_all(reader)
-        archive_read_support_format_all(reader)
-        // No name lookups: ids stay numeric, as the image has them.
-        let flags =
-            ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR
-            | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT
-            | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS
-        archive_write_disk_set_options(writer, flags)
-        guard archive_read_open_fd(reader, fd, 1 << 20) == ARCHIVE_OK else {
-            throw failure(reader, "rootfs archive", kind: .verification)
-        }
+        let reader = try ArchiveReader(
+            fd: fd, blockSize: 1 << 20,
+            role: ArchiveRole(
+                "rootfs archive", damaged: .verification, fix: "fetch the image again with --flush-cache"))
+        let disk = try ArchiveDiskWriter(
+            folder: containersFolder,
+            spaceFix: "nothing of the container was kept: free space on that filesystem, or set COOP_CONTAINERS "
+                + "(and COOP_CACHE) to a folder on a filesystem with room")
         let excludes = Set(request.excludes.map(Self.normalize))
-        var entry: OpaquePointer?
-        while true {
-            let result = archive_read_next_header(reader, &entry)
-            if result == ARCHIVE_EOF { break }
-            guard result == ARCHIVE_OK || result == ARCHIVE_WARN, let entry else {
-                throw failure(reader, "rootfs archive", kind: .verification)
-            }
-            let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+        while let entry = try reader.next() {
+            let name = entry.path ?? ""
             let path = try Self.checkedPath(name, role: "entry")
             if path.isEmpty { continue }  // "./" itself: the rootfs folder already exists
-            archive_entry_set_pathname(entry, path)
-            if let link = archive_entry_hardlink(entry) {
-                let target = try Self.checkedPath(String(cString: link), role: "hard link target of '\(name)'")
-                archive_entry_set_hardlink(entry, target)
+            entry.path = path
+            if let link = entry.hardlink {
+                entry.hardlink = try Self.checkedPath(link, role: "hard link target of '\(name)'")
             }
-            if coop_ae_is_device(entry) != 0 || excludes.contains(path) {
+            if entry.isDevice || excludes.contains(path) {
                 // Device nodes cannot be made in a user namespace and must not be trusted from an image:
                 // the runtime binds the host's few safe ones.
                 skipped.append("./" + path)
                 continue
             }
-            let uid = archive_entry_uid(entry)
-            let gid = archive_entry_gid(entry)
+            let uid = entry.uid
+            let gid = entry.gid
             guard uid >= 0, gid >= 0, uid < Int64(request.idCount), gid < Int64(request.idCount) else {
                 throw CoopError(
                     .unsafeArchive, "archive entry '\(name)'",
@@ -96,45 +79,23 @@ public struct RootfsExtractor {
                     fix: "use an image whose files belong to ids below \(request.idCount)")
             }
             if let shift = request.shift {
-                archive_entry_set_uid(entry, uid + Int64(shift.uidStart))
-                archive_entry_set_gid(entry, gid + Int64(shift.gidStart))
+                entry.uid = uid + Int64(shift.uidStart)
+                entry.gid = gid + Int64(shift.gidStart)
             }
-            let written = archive_write_header(writer, entry)
-            if written == ARCHIVE_FAILED || written == ARCHIVE_FATAL {
-                if let full = diskFull(writer, "archive entry '\(name)'") { throw full }
-                let message = archive_error_string(writer).map { String(cString: $0) } ?? "refused"
-                let unsafe = message.contains("symlink") || message.contains("..") || message.contains("bsolute")
-                throw CoopError(
-                    unsafe ? .unsafeArchive : .io, "archive entry '\(name)'", cause: message,
-                    fix: unsafe
-                        ? "the image tries to write outside its rootfs: nothing was kept; do not use this image"
-                        : "check free disk space")
-            }
-            if archive_entry_size(entry) > 0 {
-                try copyData(from: reader, to: writer, name: name)
-            }
-            if archive_write_finish_entry(writer) == ARCHIVE_FATAL {
-                throw failure(writer, "archive entry '\(name)'", kind: .io)
-            }
+            try disk.write(entry, from: reader, name: name)
             entries += 1
         }
         try applyTemplates()
     }
 
-    private func copyData(from reader: OpaquePointer, to writer: OpaquePointer, name: String) throws {
-        var buffer: UnsafeRawPointer?
-        var size = 0
-        var offset: la_int64_t = 0
-        while true {
-            let result = archive_read_data_block(reader, &buffer, &size, &offset)
-            if result == ARCHIVE_EOF { return }
-            guard result == ARCHIVE_OK || result == ARCHIVE_WARN else {
-                throw failure(reader, "rootfs archive at '\(name)'", kind: .verification)
-            }
-            if archive_write_data_block(writer, buffer, size, offset) < ARCHIVE_OK {
-                throw failure(writer, "archive entry '\(name)'", kind: .io)
-            }
+    /// The containers folder, whose filesystem a full disk names (the rootfs is unpacked in a staging
+    /// folder inside it).
+    var containersFolder: String {
+        var folder = (request.destination as NSString).deletingLastPathComponent
+        if (folder as NSString).lastPathComponent.contains(".creating-") {
+            folder = (folder as NSString).deletingLastPathComponent
         }
+        return folder
     }
 
     /// An entry's path relative to the rootfs, or an error naming it if it climbs out.
@@ -199,30 +160,5 @@ public struct RootfsExtractor {
             if lstat(current, &info) != 0 || (info.st_mode & S_IFMT) == S_IFLNK { return true }
         }
         return false
-    }
-
-    /// ENOSPC or EDQUOT while writing: the cause and the fix, instead of libarchive's "Write failed".
-    private func diskFull(_ archive: OpaquePointer, _ what: String) -> CoopError? {
-        let code = archive_errno(archive)
-        guard code == ENOSPC || code == EDQUOT else { return nil }
-        // The containers folder (the rootfs is unpacked in a staging folder inside it).
-        var folder = (request.destination as NSString).deletingLastPathComponent
-        if (folder as NSString).lastPathComponent.contains(".creating-") {
-            folder = (folder as NSString).deletingLastPathComponent
-        }
-        let cause = code == ENOSPC ? "no space left on device" : "disk quota exceeded"
-        return CoopError(
-            .io, what, cause: "\(cause) (\(folder)); nothing of the container was kept",
-            fix: "free space on that filesystem, or set COOP_CONTAINERS (and COOP_CACHE) to a folder on a "
-                + "filesystem with room")
-    }
-
-    private func failure(_ archive: OpaquePointer, _ what: String, kind: CoopError.Code) -> CoopError {
-        if kind == .io, let full = diskFull(archive, what) { return full }
-        let message = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
-        let truncated = message.contains("Truncated") || message.contains("truncated")
-        return CoopError(
-            kind, what, cause: message,
-            fix: truncated ? "the archive is truncated: fetch the image again with --flush-cache" : nil)
     }
 }

@@ -1,4 +1,3 @@
-import CArchive
 import CoopArchive
 import CoopFormats
 import CoopSupport
@@ -41,19 +40,16 @@ public struct CacheArchive {
 
     public func export(_ entries: [CacheEntry], to file: URL) throws {
         let temporary = FileSystem.stagingURL(for: file)
-        guard let writer = archive_write_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
-        defer { archive_write_free(writer) }
-        archive_write_set_format_pax_restricted(writer)
-        guard archive_write_open_filename(writer, temporary.path) == ARCHIVE_OK else {
-            throw failure(writer, "export file \(file.path)")
-        }
+        let writer = try ArchiveWriter(
+            file: temporary, format: .paxTar, role: ArchiveRole("export file \(file.path)"))
         do {
+            let now = Int(time(nil))
             for entry in entries {
                 let relative = entry.folder.path.dropFirst(store.root.path.count + 1)
                 for name in Self.travellingFiles(of: entry) {
-                    try add(
-                        try Data(contentsOf: entry.folder.appendingPathComponent(name)), as: "\(relative)/\(name)",
-                        to: writer)
+                    try writer.addFile(
+                        "\(relative)/\(name)", contentsOf: entry.folder.appendingPathComponent(name),
+                        .init(modified: now))
                 }
             }
             // The remotes' definitions and keys, so that a machine without them can trust them on import.
@@ -62,28 +58,16 @@ public struct CacheArchive {
                 else { continue }
                 let line =
                     "\(remote.name);\(remote.imageProtocol.rawValue);\(remote.url);\(remote.name).asc;\(remote.fingerprint ?? "")\n"
-                try add(Data(line.utf8), as: "\(Self.remotesFolder)/\(remote.name).index", to: writer)
-                try add(key, as: "\(Self.remotesFolder)/\(remote.name).asc", to: writer)
+                try writer.addFile(
+                    "\(Self.remotesFolder)/\(remote.name).index", data: Data(line.utf8), .init(modified: now))
+                try writer.addFile("\(Self.remotesFolder)/\(remote.name).asc", data: key, .init(modified: now))
             }
-            guard archive_write_close(writer) == ARCHIVE_OK else { throw failure(writer, "export file \(file.path)") }
+            try writer.close()
             try checkSystemCall(rename(temporary.path, file.path), "export file \(file.path)")
         } catch {
             unlink(temporary.path)
             throw error
         }
-    }
-
-    private func add(_ data: Data, as name: String, to writer: OpaquePointer) throws {
-        guard let entry = archive_entry_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
-        defer { archive_entry_free(entry) }
-        archive_entry_set_pathname(entry, name)
-        coop_ae_set_regular(entry)
-        archive_entry_set_perm(entry, 0o644)
-        archive_entry_set_size(entry, la_int64_t(data.count))
-        archive_entry_set_mtime(entry, time(nil), 0)
-        guard archive_write_header(writer, entry) == ARCHIVE_OK else { throw failure(writer, name) }
-        let written = data.withUnsafeBytes { archive_write_data(writer, $0.baseAddress, $0.count) }
-        guard written == data.count else { throw failure(writer, name) }
     }
 
     /// What an import did: the entries committed, the remotes added, the files left out.
@@ -262,26 +246,17 @@ public struct CacheArchive {
     /// `remote/distro/release/arch/variant/build/name`, and the carried remotes. Other files of an entry
     /// are left out (listed in `dropped`); links, devices, other depths, names outside the grammar are refused.
     private func unpack(_ file: URL, into staging: URL, dropped: inout [String]) throws -> Set<String> {
-        guard let reader = archive_read_new() else { throw CoopError(.internal, "libarchive", cause: "out of memory") }
-        defer { archive_read_free(reader) }
-        archive_read_support_format_all(reader)
-        archive_read_support_filter_all(reader)
-        guard archive_read_open_filename(reader, file.path, 1 << 20) == ARCHIVE_OK else {
-            throw failure(reader, "import file \(file.path)")
-        }
+        // Strict: an export is coop's own, so a header libarchive even warns about is not one.
+        let reader = try ArchiveReader(file: file, role: ArchiveRole("import file \(file.path)"), strict: true)
         var folders = Set<String>()
-        var entry: OpaquePointer?
-        while true {
-            let result = archive_read_next_header(reader, &entry)
-            if result == ARCHIVE_EOF { break }
-            guard result == ARCHIVE_OK, let entry else { throw failure(reader, "import file \(file.path)") }
-            let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+        while let entry = try reader.next() {
+            let name = entry.path ?? ""
             let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             let refused = CoopError(
                 .unsafeArchive, "import file \(file.lastPathComponent)",
                 cause: "holds an unexpected entry '\(Console.escaped(name))'",
                 fix: "import only files made by 'coop cache export'")
-            guard coop_ae_is_regular(entry) != 0 else { throw refused }
+            guard entry.kind == .file else { throw refused }
             let target: URL
             if parts.count == 2, parts[0] == Self.remotesFolder,
                 [".index", ".asc"].contains(where: {
@@ -296,7 +271,7 @@ public struct CacheArchive {
                     dropped.append(name)
                     continue
                 }
-                if parts[6] == ImageStore.metadataName && archive_entry_size(entry) > Self.metadataLimit {
+                if parts[6] == ImageStore.metadataName && (entry.size ?? 0) > Self.metadataLimit {
                     throw CoopError(
                         .unsafeArchive, "import file \(file.lastPathComponent)",
                         cause: "\(name) is larger than \(Self.metadataLimit) bytes",
@@ -312,12 +287,8 @@ public struct CacheArchive {
             let fd = open(target.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             if fd < 0 { throw CoopError.system("import \(target.path)") }
             defer { close(fd) }
-            guard archive_read_data_into_fd(reader, fd) == ARCHIVE_OK else { throw failure(reader, name) }
+            try reader.copyData(to: fd)
         }
         return folders
-    }
-
-    private func failure(_ archive: OpaquePointer, _ what: String) -> CoopError {
-        CoopError(.io, what, cause: archive_error_string(archive).map { String(cString: $0) } ?? "unknown error")
     }
 }
