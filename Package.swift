@@ -88,7 +88,9 @@ let package = Package(
         // Fast tests of single modules: no root, no fixtures, no server; seconds.
         .testTarget(
             name: "CoopUnitTests",
-            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopContainer", "CoopBuild"],
+            dependencies: [
+                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopContainer", "CoopBuild", "CoopPublish",
+            ],
             swiftSettings: strict
         ),
         // End to end on the real host: root, an ordinary user, the image fixtures and a loopback nginx.
