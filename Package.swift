@@ -65,7 +65,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
-            name: "CoopRuntime", dependencies: ["CoopSupport", "CoopSystem", "CCoopNamespace"], swiftSettings: strict
+            name: "CoopRuntime", dependencies: ["CoopSupport", "CoopSystem", "CoopFormats", "CCoopNamespace"],
+            swiftSettings: strict
         ),
         .target(
             name: "CoopBuild",
