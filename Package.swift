@@ -90,7 +90,8 @@ let package = Package(
         .testTarget(
             name: "CoopUnitTests",
             dependencies: [
-                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopContainer", "CoopBuild", "CoopPublish",
+                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopStore", "CoopContainer", "CoopBuild",
+                "CoopPublish",
             ],
             swiftSettings: strict
         ),
