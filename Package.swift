@@ -65,7 +65,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
-            name: "CoopRuntime", dependencies: ["CoopSupport", "CoopSystem", "CCoopNamespace"], swiftSettings: strict
+            name: "CoopRuntime", dependencies: ["CoopSupport", "CoopSystem", "CoopFormats", "CCoopNamespace"],
+            swiftSettings: strict
         ),
         .target(
             name: "CoopBuild",
@@ -88,7 +89,10 @@ let package = Package(
         // Fast tests of single modules: no root, no fixtures, no server; seconds.
         .testTarget(
             name: "CoopUnitTests",
-            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopContainer", "CoopBuild"],
+            dependencies: [
+                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopStore", "CoopContainer", "CoopBuild",
+                "CoopPublish",
+            ],
             swiftSettings: strict
         ),
         // End to end on the real host: root, an ordinary user, the image fixtures and a loopback nginx.

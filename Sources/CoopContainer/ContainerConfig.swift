@@ -1,3 +1,4 @@
+import CoopFormats
 import CoopSupport
 import CoopSystem
 import Foundation
@@ -12,31 +13,36 @@ public struct ContainerConfig {
     public var idMap: IDMap
     public var privileged: Bool
     /// The image's own lines (`config` or `config-user` from meta.tar.xz), as the image has them: only
-    /// what `ImageConfigFilter` allows of them reaches `text`.
+    /// what `ImageConfigFilter` allows of them reaches the config.
     public var distroLines: String?
     public var image: String
 
     /// The image's lines after the allow-list: what is kept and which keys were dropped.
     public var distro: ImageConfigFilter.Result { ImageConfigFilter.filter(distroLines ?? "") }
 
+    /// The config; a value its line could not hold (a folder with a newline in its path) is refused.
+    public var config: LXCConfig {
+        get throws {
+            var config = LXCConfig()
+            try config.appendComment("Created by coop from \(Console.escaped(image))")
+            try config.appendComment("For the options, see lxc.container.conf(5)")
+            config.appendBlank()
+            try config.appendComment("Distribution configuration")
+            for entry in distro.kept { try config.append(entry) }
+            config.appendBlank()
+            try config.appendComment("Container specific configuration")
+            try config.append(.init(kind: .user, containerID: 0, hostID: idMap.uidStart, count: idMap.count))
+            try config.append(.init(kind: .group, containerID: 0, hostID: idMap.gidStart, count: idMap.count))
+            try config.setRootfsPath(rootfs.path)
+            try config.setUTSName(name)
+            config.appendBlank()
+            try config.appendComment("Network: a private network namespace with loopback only")
+            try config.setNetworkType("empty")
+            return config
+        }
+    }
+
     public var text: String {
-        var lines = [
-            "# Created by coop from \(Console.escaped(image))",
-            "# For the options, see lxc.container.conf(5)",
-            "",
-            "# Distribution configuration",
-        ]
-        lines += distro.kept
-        lines += ["", "# Container specific configuration"]
-        lines += idMap.lxcConfigLines
-        lines += [
-            "lxc.rootfs.path = dir:\(rootfs.path)",
-            "lxc.uts.name = \(name)",
-            "",
-            "# Network: a private network namespace with loopback only",
-            "lxc.net.0.type = empty",
-            "",
-        ]
-        return lines.joined(separator: "\n")
+        get throws { try config.formatted() }
     }
 }

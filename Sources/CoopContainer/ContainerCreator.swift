@@ -104,7 +104,7 @@ public final class ContainerCreator {
                     "left out of the config what an image may not set: "
                         + dropped.joined(separator: ", "))
             }
-            try FileSystem.writeAtomically(config.text, to: staging.appendingPathComponent("config"))
+            try FileSystem.writeAtomically(try config.text, to: staging.appendingPathComponent("config"))
             let record = ContainerRecord(
                 name: name, image: entry.reference, build: entry.build, createdAt: Int(Date().timeIntervalSince1970),
                 skipped: skipped)

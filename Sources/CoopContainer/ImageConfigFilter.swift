@@ -1,3 +1,4 @@
+import CoopFormats
 import Foundation
 
 /// The lines of an image's `config` / `config-user` that may reach a container's config: an allow-list
@@ -9,35 +10,34 @@ public enum ImageConfigFilter {
     static let templateFolder = ContainerConfig.lxcTemplateConfig
 
     public struct Result: Equatable, Sendable {
-        /// `key = value` lines to write, in the image's order.
-        public var kept: [String]
+        /// The entries to write, in the image's order.
+        public var kept: [LXCConfig.Entry]
         /// The keys (or line starts) that were dropped, for the warning.
         public var dropped: [String]
     }
 
     public static func filter(_ text: String) -> Result {
+        filter(LXCConfig(parsing: text))
+    }
+
+    public static func filter(_ config: LXCConfig) -> Result {
         var result = Result(kept: [], dropped: [])
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            guard let equals = line.firstIndex(of: "=") else {
-                result.dropped.append(String(line.prefix(40)))
+        for line in config.lines {
+            switch line {
+            case .blank, .comment:
                 continue
-            }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            value = value.replacingOccurrences(of: "LXC_TEMPLATE_CONFIG", with: templateFolder)
-            if !hasControlCharacters(key + value), isAllowed(key: key, value: value) {
-                result.kept.append("\(key) = \(value)")
-            } else {
-                result.dropped.append(String(key.prefix(40)))
+            case .other(let text):
+                result.dropped.append(String(text.prefix(40)))
+            case .entry(let entry):
+                let value = entry.value.replacingOccurrences(of: "LXC_TEMPLATE_CONFIG", with: templateFolder)
+                if !LXCConfig.hasControlCharacters(entry.key + value), isAllowed(key: entry.key, value: value) {
+                    result.kept.append(LXCConfig.Entry(key: entry.key, value: value))
+                } else {
+                    result.dropped.append(String(entry.key.prefix(40)))
+                }
             }
         }
         return result
-    }
-
-    static func hasControlCharacters(_ text: String) -> Bool {
-        text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
     }
 
     /// Whether `key = value` is one an image may set.

@@ -28,10 +28,12 @@ public struct ThrowawayContainer {
         do {
             try ContainerFolder.makePrivate(folder, for: containers.idMap)
             // The base's config, pointed at the run's folder and name.
-            var config = try String(contentsOf: base.appendingPathComponent("config"), encoding: .utf8)
-            config = config.replacingOccurrences(of: base.path, with: folder.path)
-                .replacingOccurrences(of: "lxc.uts.name = \(base.lastPathComponent)", with: "lxc.uts.name = \(runName)")
-            try FileSystem.writeAtomically(config, to: folder.appendingPathComponent("config"), durable: false)
+            var config = LXCConfig(
+                parsing: try String(contentsOf: base.appendingPathComponent("config"), encoding: .utf8))
+            try config.setRootfsPath(folder.appendingPathComponent("rootfs").path)
+            try config.setUTSName(runName)
+            try FileSystem.writeAtomically(
+                try config.formatted(), to: folder.appendingPathComponent("config"), durable: false)
         } catch {
             try? FileManager.default.removeItem(at: folder)
             throw error

@@ -49,13 +49,50 @@ public enum IndexField {
         text.utf8.count == 64 && text.utf8.allSatisfy { isAlphanumeric($0) && Character(UnicodeScalar($0)).isHexDigit }
     }
 
+    /// What a name, a build id and a path must be, as errors say it.
+    public static let nameRule = "a name of [a-z0-9._+-] (at most \(maxNameLength) characters)"
+    public static let buildRule = "a build id of the form YYYYMMDD_HH:MM"
+    public static let pathRule = "a path below the remote (letters, digits, ._+-:~@=,/ and no '..' or '%')"
+
+    /// A field that does not match its grammar. The models of the index formats throw it from both their
+    /// reader and their writer; the reader turns it into `refusal`, the writer into an error of its own.
+    public struct Issue: Error, Sendable, Equatable, CustomStringConvertible {
+        public var field: String
+        public var value: String
+        public var expected: String
+
+        public init(field: String, value: String, expected: String) {
+            self.field = field
+            self.value = value
+            self.expected = expected
+        }
+
+        public var description: String { "field \(field) is \(escaped(value)), which is not \(expected)" }
+    }
+
+    static func checkName(_ value: String, field: String) throws(Issue) {
+        guard isName(value) else { throw Issue(field: field, value: value, expected: nameRule) }
+    }
+
+    static func checkBuild(_ value: String, field: String) throws(Issue) {
+        guard isBuild(value) else { throw Issue(field: field, value: value, expected: buildRule) }
+    }
+
+    static func checkPath(_ value: String, field: String) throws(Issue) {
+        guard isPath(value) else { throw Issue(field: field, value: value, expected: pathRule) }
+    }
+
     /// The error for a field that does not match its grammar.
     public static func refusal(remote: String, source: String, field: String, value: String, expected: String)
         -> CoopError
     {
+        refusal(remote: remote, source: source, Issue(field: field, value: value, expected: expected))
+    }
+
+    /// The error for an index the reader refuses.
+    public static func refusal(remote: String, source: String, _ issue: Issue) -> CoopError {
         CoopError(
-            .verification, "image index of remote '\(remote)' (\(escaped(source)))",
-            cause: "field \(field) is \(escaped(value)), which is not \(expected)",
+            .verification, "image index of remote '\(remote)' (\(escaped(source)))", cause: issue.description,
             fix: "the remote serves an index coop does not accept: nothing was used; check the remote's URL "
                 + "in images.index, or report it to the remote's operator")
     }

@@ -34,7 +34,7 @@ public struct Remote: Sendable, Equatable, Codable {
         guard IndexField.isPath(path) else {
             throw IndexField.refusal(
                 remote: name, source: url, field: "path", value: path,
-                expected: "a path below the remote (letters, digits, ._+-:~@=,/ and no '..' or '%')")
+                expected: IndexField.pathRule)
         }
         let address = path.hasPrefix("/") ? url + path : url + "/" + path
         if url.hasPrefix("file://") {

@@ -1,3 +1,4 @@
+import CoopFormats
 import CoopSystem
 import Foundation
 
@@ -20,6 +21,35 @@ struct PublishedBuild: Codable, Comparable {
 
     var product: String { "\(distro):\(release):\(arch):\(variant)" }
     var path: String { "images/\(distro)/\(release)/\(arch)/\(variant)/\(build)" }
+
+    /// The line of the LXC indexes that lists this build.
+    var indexLine: LXCIndexLine { Self.indexLine([distro, release, arch, variant, build]) }
+
+    /// The line of the build whose folder names are `parts` (distro, release, arch, variant, build).
+    static func indexLine(_ parts: [String]) -> LXCIndexLine {
+        LXCIndexLine(
+            distro: parts[0], release: parts[1], arch: parts[2], variant: parts[3], build: parts[4],
+            path: "/images/\(parts.joined(separator: "/"))/")
+    }
+
+    /// This build as a version of its simplestreams product: the rootfs and the metadata (as LXD's kind).
+    var simplestreamsVersion: Simplestreams.Products.Version {
+        Simplestreams.Products.Version(items: [
+            "root.tar.xz": .init(
+                ftype: "root.tar.xz", path: path + "/rootfs.tar.xz", sha256: rootfsSHA256, size: rootfsSize),
+            "lxd.tar.xz": .init(
+                ftype: "lxd.tar.xz", path: path + "/meta.tar.xz", sha256: metaSHA256, size: metaSize,
+                combinedSHA256: combinedSHA256, combinedRootxzSHA256: combinedSHA256),
+        ])
+    }
+
+    /// The product this build belongs to, described by this build's names, with `versions`.
+    func simplestreamsProduct(versions: [String: Simplestreams.Products.Version]) -> Simplestreams.Products.Product {
+        Simplestreams.Products.Product(
+            aliases: "\(distro)/\(release)/\(variant)", arch: arch,
+            os: distro.prefix(1).uppercased() + distro.dropFirst(),
+            release: release, releaseTitle: release, variant: variant, versions: versions)
+    }
 
     static func < (lhs: PublishedBuild, rhs: PublishedBuild) -> Bool {
         (lhs.product, lhs.build) < (rhs.product, rhs.build)

@@ -43,6 +43,12 @@ public struct Publisher {
                     .usage, "build folder \(source.path)", cause: "is not a build made by 'coop build'",
                     fix: "name folders like …/debian/bookworm/amd64/default/BUILD with rootfs.tar.xz and meta.tar.xz")
             }
+            // Names the indexes' grammar refuses would make a tree no client reads: refused before a byte is copied.
+            do { try PublishedBuild.indexLine(parts).check() } catch {
+                throw CoopError(
+                    .usage, "build folder \(source.path)", cause: "its \(error), so no index could list it",
+                    fix: "name folders like …/debian/bookworm/amd64/default/YYYYMMDD_HH:MM, as 'coop build' does")
+            }
             let target = tree.appendingPathComponent("images/" + parts.joined(separator: "/"))
             if FileSystem.exists(target) { continue }
             try stage(source, as: parts, into: target)
@@ -124,58 +130,47 @@ public struct Publisher {
         try checkSystemCall(rename(temporary.path, url.path), "publish \(url.path)")
     }
 
-    private func writeIndexes(_ builds: [PublishedBuild]) throws {
-        let lines = builds.map {
-            "\($0.distro);\($0.release);\($0.arch);\($0.variant);\($0.build);/\($0.path)/\n"
-        }.joined()
-        for name in ["index-system", "index-user"] {
-            try writeSigned(Data(lines.utf8), to: tree.appendingPathComponent("meta/1.0/\(name)"))
-        }
+    /// What the indexes of a tree say: LXC's lines (the same for `index-system` and `index-user`), and
+    /// simplestreams' products and index.
+    struct Indexes {
+        var lxc: String
+        var products: Simplestreams.Products
+        var index: Simplestreams.Index
+    }
 
-        var products: [String: Any] = [:]
+    /// The indexes that list `builds`, each checked by its model as its reader would check it.
+    static func indexes(of builds: [PublishedBuild]) throws(IndexField.Issue) -> Indexes {
+        var products: [String: Simplestreams.Products.Product] = [:]
         for (product, versions) in Dictionary(grouping: builds, by: \.product) {
-            let first = versions[0]
-            var entries: [String: Any] = [:]
-            for build in versions {
-                entries[build.build] = [
-                    "items": [
-                        "root.tar.xz": [
-                            "ftype": "root.tar.xz", "path": build.path + "/rootfs.tar.xz", "sha256": build.rootfsSHA256,
-                            "size": build.rootfsSize,
-                        ],
-                        "lxd.tar.xz": [
-                            "ftype": "lxd.tar.xz", "path": build.path + "/meta.tar.xz", "sha256": build.metaSHA256,
-                            "size": build.metaSize, "combined_sha256": build.combinedSHA256,
-                            "combined_rootxz_sha256": build.combinedSHA256,
-                        ],
-                    ]
-                ]
-            }
-            products[product] = [
-                "arch": first.arch, "os": first.distro.prefix(1).uppercased() + first.distro.dropFirst(),
-                "release": first.release, "release_title": first.release, "variant": first.variant,
-                "aliases": "\(first.distro)/\(first.release)/\(first.variant)", "versions": entries,
-            ]
+            products[product] = versions[0].simplestreamsProduct(
+                versions: Dictionary(versions.map { ($0.build, $0.simplestreamsVersion) }) { _, later in later })
         }
-        let images: [String: Any] = [
-            "content_id": "images", "datatype": "image-downloads", "format": "products:1.0", "products": products,
-        ]
-        let index: [String: Any] = [
-            "format": "index:1.0",
-            "index": [
-                "images": [
-                    "datatype": "image-downloads", "path": "streams/v1/images.json", "format": "products:1.0",
-                    "products": products.keys.sorted(),
-                ]
-            ],
-        ]
-        let options: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys]
+        let indexes = Indexes(
+            lxc: try LXCIndex.text(of: builds.map(\.indexLine)), products: Simplestreams.Products(products: products),
+            index: Simplestreams.Index(index: [
+                "images": .init(
+                    datatype: "image-downloads", path: Simplestreams.productsPath, format: "products:1.0",
+                    products: products.keys.sorted())
+            ]))
+        try indexes.products.check()
+        try indexes.index.check()
+        return indexes
+    }
+
+    private func writeIndexes(_ builds: [PublishedBuild]) throws {
+        let indexes: Indexes
+        do { indexes = try Self.indexes(of: builds) } catch {
+            throw CoopError(
+                .usage, "published tree \(tree.path)", cause: "a build's \(error), so no index could list it",
+                fix: "remove that build's folder below images/ and publish again")
+        }
+        for name in ["index-system", "index-user"] {
+            try writeSigned(Data(indexes.lxc.utf8), to: tree.appendingPathComponent("meta/1.0/\(name)"))
+        }
         try writeSigned(
-            try JSONSerialization.data(withJSONObject: images, options: options),
-            to: tree.appendingPathComponent("streams/v1/images.json"))
+            try Simplestreams.encoded(indexes.products), to: tree.appendingPathComponent(Simplestreams.productsPath))
         try writeSigned(
-            try JSONSerialization.data(withJSONObject: index, options: options),
-            to: tree.appendingPathComponent("streams/v1/index.json"))
+            try Simplestreams.encoded(indexes.index), to: tree.appendingPathComponent(Simplestreams.indexPath))
     }
 
     /// Staging folders of publishes that were killed.

@@ -1,3 +1,4 @@
+import CoopFormats
 import CoopSupport
 import CoopSystem
 import Foundation
@@ -21,36 +22,21 @@ public struct ContainerDefinition: Sendable {
                 .notFound, "container \(folder.lastPathComponent)", cause: "has no config at \(configFile.path)",
                 fix: "run 'coop list' to see the containers")
         }
-        // Keys in order: a later line wins, and limits keep every line.
-        var values: [String: String] = [:]
-        var limits: [CgroupLimit] = []
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].hasPrefix("#") else { continue }
-            values[parts[0]] = parts[1]
-            for (prefix, isVersion2) in [("lxc.cgroup2.", true), ("lxc.cgroup.", false)]
-            where parts[0].hasPrefix(prefix) {
-                let limit = CgroupLimit(
-                    key: String(parts[0].dropFirst(prefix.count)), value: parts[1], isVersion2: isVersion2)
-                // Device rules are left to the runtime's own /dev.
-                if limit.controller != "devices" { limits.append(limit) }
-                break
-            }
-        }
-        guard let idMap = IDMap(lxcConfig: text) else {
+        let config = LXCConfig(parsing: text)
+        guard let uids = config.rootMapping(.user), let gids = config.rootMapping(.group) else {
             throw CoopError(
                 .usage, "config of \(folder.lastPathComponent)", cause: "has no lxc.idmap lines for ids 0",
                 fix: "add lxc.idmap = u 0 SUBUID 65536 and lxc.idmap = g 0 SUBGID 65536")
         }
         name = folder.lastPathComponent
         self.folder = folder
-        var rootfsPath = values["lxc.rootfs.path"] ?? folder.appendingPathComponent("rootfs").path
-        if rootfsPath.hasPrefix("dir:") { rootfsPath.removeFirst(4) }
-        rootfs = URL(fileURLWithPath: rootfsPath)
-        hostname = values["lxc.uts.name"] ?? name
-        self.idMap = idMap
-        sharesHostNetwork = values["lxc.net.0.type"] == "none"
-        self.limits = limits
+        rootfs = URL(fileURLWithPath: config.rootfsPath ?? folder.appendingPathComponent("rootfs").path)
+        hostname = config.utsName ?? name
+        idMap = IDMap(uidStart: uids.hostID, gidStart: gids.hostID, count: min(uids.count, gids.count))
+        sharesHostNetwork = config.networkType == "none"
+        // Device rules are left to the runtime's own /dev.
+        limits = config.cgroupSettings.map { CgroupLimit(key: $0.key, value: $0.value, isVersion2: $0.isVersion2) }
+            .filter { $0.controller != "devices" }
     }
 
     /// Whether /sbin/init is systemd.

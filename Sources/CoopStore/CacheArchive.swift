@@ -112,7 +112,7 @@ public struct CacheArchive {
     private func readEntry(_ folder: URL, archive file: URL, staging: URL) throws -> CacheEntry {
         let what = "import \(file.lastPathComponent)"
         guard let data = try? Data(contentsOf: folder.appendingPathComponent(ImageStore.metadataName)),
-            let entry = try? JSONDecoder().decode(CacheEntry.self, from: data)
+            let entry = try? CacheEntry.decoded(from: data)
         else { throw CoopError(.verification, what, cause: "an entry has no valid image.json") }
         let names = [entry.remote, entry.distro, entry.release, entry.arch, entry.variant, entry.build]
         let path = Array(folder.pathComponents.suffix(6))

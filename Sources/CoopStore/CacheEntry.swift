@@ -60,6 +60,18 @@ public struct CacheEntry: Codable, Sendable {
         case files, meta, verifiedBy
     }
 
+    /// Reads an `image.json`: the one reader of the record, for the store and for imports.
+    public static func decoded(from data: Data) throws -> CacheEntry {
+        try JSONDecoder().decode(CacheEntry.self, from: data)
+    }
+
+    /// The `image.json` of this entry: indented, keys sorted.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
     public var reference: ImageReference {
         ImageReference(remote: remote, distro: distro, release: release, arch: arch, variant: variant)
     }

@@ -48,7 +48,7 @@ public final class ImageStore: Sendable {
 
     func read(_ folder: URL) -> CacheEntry? {
         guard let data = try? Data(contentsOf: folder.appendingPathComponent(Self.metadataName)),
-            var entry = try? JSONDecoder().decode(CacheEntry.self, from: data)
+            var entry = try? CacheEntry.decoded(from: data)
         else { return nil }
         entry.folder = folder
         return entry
@@ -66,16 +66,10 @@ public final class ImageStore: Sendable {
         return nil
     }
 
-    static func encode(_ entry: CacheEntry) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(entry)
-    }
-
     /// Rewrites an entry's `image.json` in place (atomically), e.g. to refresh its expiry.
     public func update(_ entry: CacheEntry) throws {
         try FileSystem.writeAtomically(
-            try Self.encode(entry), to: entry.folder.appendingPathComponent(Self.metadataName))
+            try entry.encoded(), to: entry.folder.appendingPathComponent(Self.metadataName))
     }
 
     /// The folder of an entry, built from its names only once each passed `CacheNames`, and checked to
@@ -108,7 +102,7 @@ public final class ImageStore: Sendable {
     /// Moves a finished, verified folder into place as the entry; replaces an older copy of the same build.
     public func commit(_ staged: URL, as entry: CacheEntry) throws -> CacheEntry {
         let destination = try checkedFolder(of: entry)
-        try FileSystem.writeAtomically(try Self.encode(entry), to: staged.appendingPathComponent(Self.metadataName))
+        try FileSystem.writeAtomically(try entry.encoded(), to: staged.appendingPathComponent(Self.metadataName))
         var replaced: URL?
         if FileSystem.exists(destination) {
             let trash = FileSystem.stagingURL(for: destination, tag: "old")

@@ -46,28 +46,6 @@ public struct IDMap: Sendable, Equatable, Codable {
         }
     }
 
-    /// `lxc.idmap` lines for the container's config.
-    public var lxcConfigLines: [String] {
-        ["lxc.idmap = u 0 \(uidStart) \(count)", "lxc.idmap = g 0 \(gidStart) \(count)"]
-    }
-
-    /// Reads the `lxc.idmap` lines of an LXC config, if it maps container id 0.
-    public init?(lxcConfig: String) {
-        var uid: (UInt32, UInt32)?
-        var gid: (UInt32, UInt32)?
-        for line in lxcConfig.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, parts[0] == "lxc.idmap" else { continue }
-            let fields = parts[1].split(separator: " ")
-            guard fields.count == 4, fields[1] == "0", let start = UInt32(fields[2]), let count = UInt32(fields[3])
-            else { continue }
-            if fields[0] == "u" { uid = (start, count) }
-            if fields[0] == "g" { gid = (start, count) }
-        }
-        guard let uid, let gid else { return nil }
-        self.init(uidStart: uid.0, gidStart: gid.0, count: min(uid.1, gid.1))
-    }
-
     /// Arguments for newuidmap/newgidmap (without the pid): the range as ids 0…count-1, and with
     /// `mapOwner` the user's own id as id `count`, so that coop's own helpers may work in the user's
     /// folders. Never for a running container: its root could become the user.

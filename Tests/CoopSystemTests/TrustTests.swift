@@ -1,3 +1,4 @@
+import CoopFormats
 import CoopSupport
 import CoopSystem
 import CoopTrust
@@ -113,7 +114,12 @@ struct TrustTests {
         let map = try IDMap.forCurrentUser(
             subuid: folder.appendingPathComponent("subuid").path, subgid: folder.appendingPathComponent("subgid").path)
         #expect(map == IDMap(uidStart: 200_000, gidStart: 300_000, count: 65_536))
-        #expect(map.lxcConfigLines == ["lxc.idmap = u 0 200000 65536", "lxc.idmap = g 0 300000 65536"])
-        #expect(IDMap(lxcConfig: map.lxcConfigLines.joined(separator: "\n")) == map)
+        var config = LXCConfig()
+        try config.append(.init(kind: .user, containerID: 0, hostID: map.uidStart, count: map.count))
+        try config.append(.init(kind: .group, containerID: 0, hostID: map.gidStart, count: map.count))
+        let text = try config.formatted()
+        #expect(text == "lxc.idmap = u 0 200000 65536\nlxc.idmap = g 0 300000 65536\n")
+        let read = LXCConfig(parsing: text)
+        #expect(read.rootMapping(.user)?.hostID == 200_000 && read.rootMapping(.group)?.hostID == 300_000)
     }
 }
