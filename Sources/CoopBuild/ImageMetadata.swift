@@ -15,15 +15,20 @@ public struct ImageMetadata {
     public var validity: Int = 30 * 86_400
     public var excludesUser: [String]
 
-    public var files: [(String, String)] {
+    public func files() throws -> [(String, String)] {
         let lxcArch = ImageReference.lxcArchitecture(arch)
-        let config = "lxc.include = LXC_TEMPLATE_CONFIG/common.conf\nlxc.arch = \(lxcArch)\n"
-        let configUser =
-            "lxc.include = LXC_TEMPLATE_CONFIG/common.conf\nlxc.include = LXC_TEMPLATE_CONFIG/userns.conf\n"
-            + "lxc.arch = \(lxcArch)\n"
+        // The image's configs, written through the one config model: LXC includes them for the container.
+        func config(_ includes: [String]) throws -> String {
+            var config = LXCConfig()
+            for name in includes { try config.append("lxc.include", "LXC_TEMPLATE_CONFIG/\(name)") }
+            try config.append("lxc.arch", lxcArch)
+            return try config.formatted()
+        }
+        let system = try config(["common.conf"])
+        let configUser = try config(["common.conf", "userns.conf"])
         let title = distro.prefix(1).uppercased() + distro.dropFirst()
         return [
-            ("config", config),
+            ("config", system),
             ("config-user", configUser),
             ("create-message", "You just created a \(title) \(release) \(lxcArch) (\(build)) container.\n"),
             ("expiry", "\(buildTime + validity)\n"),
@@ -36,7 +41,7 @@ public struct ImageMetadata {
         let writer = try ArchiveWriter(
             file: url, format: .gnuTar, filter: .xz,
             role: ArchiveRole(url.path, spaceFix: "free some disk space, or build elsewhere with --output"))
-        for (name, text) in files {
+        for (name, text) in try files() {
             try writer.addFile("./" + name, data: Data(text.utf8), .init(mode: 0o644, modified: buildTime))
         }
         try writer.close()

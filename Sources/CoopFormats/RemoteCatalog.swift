@@ -107,6 +107,25 @@ public struct RemoteCatalog: Sendable {
             name: fields[0], imageProtocol: kind, url: fields[2], keyring: keyring, fingerprint: fingerprint)
     }
 
+    /// The `images.index` line of `remote`, its key file written as `keyring` (relative to the file's folder
+    /// or absolute): the format `parseLine` reads, which it must read back as the same remote.
+    public static func line(of remote: Remote, keyring: String) throws -> String {
+        let fields = [
+            remote.name, remote.imageProtocol.rawValue, remote.url, keyring, remote.fingerprint ?? "",
+        ]
+        let place = "images.index line of remote '\(IndexField.escaped(remote.name))'"
+        if fields.contains(where: {
+            $0.contains(";") || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
+        }) {
+            throw CoopError(.usage, place, cause: "a field holds ';' or a control character")
+        }
+        let read = try parseLine(fields, place: place, relativeTo: URL(fileURLWithPath: "/"))
+        guard read.name == remote.name, read.url == remote.url, read.fingerprint == remote.fingerprint else {
+            throw CoopError(.usage, place, cause: "would not read back as the same remote")
+        }
+        return fields.joined(separator: ";") + "\n"
+    }
+
     public func remote(named name: String?) throws -> Remote {
         let wanted = name ?? Self.defaultRemoteName
         if let error = broken[wanted] {

@@ -56,8 +56,7 @@ public struct CacheArchive {
             for name in Set(entries.map(\.remote)).sorted() {
                 guard let remote = try? catalog.remote(named: name), let key = try? Data(contentsOf: remote.keyring)
                 else { continue }
-                let line =
-                    "\(remote.name);\(remote.imageProtocol.rawValue);\(remote.url);\(remote.name).asc;\(remote.fingerprint ?? "")\n"
+                let line = try RemoteCatalog.line(of: remote, keyring: "\(remote.name).asc")
                 try writer.addFile(
                     "\(Self.remotesFolder)/\(remote.name).index", data: Data(line.utf8), .init(modified: now))
                 try writer.addFile("\(Self.remotesFolder)/\(remote.name).asc", data: key, .init(modified: now))
@@ -234,8 +233,7 @@ public struct CacheArchive {
         let list = configDirectory.appendingPathComponent("images.index")
         var text = (try? String(contentsOf: list, encoding: .utf8)) ?? ""
         if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
-        text +=
-            "\(remote.name);\(remote.imageProtocol.rawValue);\(remote.url);keys/\(remote.name).asc;\(remote.fingerprint ?? "")\n"
+        text += try RemoteCatalog.line(of: remote, keyring: "keys/\(remote.name).asc")
         try FileSystem.writeAtomically(text, to: list)
         var added = remote
         added.keyring = key

@@ -24,6 +24,22 @@ struct IndexTests {
                 == "https://images.linuxcontainers.org/meta/1.0/index-system")
     }
 
+    @Test("A remote written as an images.index line reads back as itself; a ';' or newline in it is refused")
+    func remoteLineRoundTrip() throws {
+        let text = "images;lxc;https://images.example.org;keys/images.asc;E7FB0CAEC8173D669066514CBAEFF88C22F6E216\n"
+        let folder = URL(fileURLWithPath: "/opt/coop")
+        let remote = try #require(try RemoteCatalog.parse(text: text, source: "t", relativeTo: folder).first)
+        let line = try RemoteCatalog.line(of: remote, keyring: "keys/images.asc")
+        #expect(line == text)
+        let again = try #require(try RemoteCatalog.parse(text: line, source: "t", relativeTo: folder).first)
+        #expect(again.url == remote.url && again.fingerprint == remote.fingerprint && again.keyring == remote.keyring)
+        for bad in ["a;b", "a\nlxc.hook = x"] {
+            var evil = remote
+            evil.url = "https://x.example/" + bad
+            #expect(throws: CoopError.self) { try RemoteCatalog.line(of: evil, keyring: "k.asc") }
+        }
+    }
+
     @Test(
         "A malformed images.index line is refused with its line number",
         arguments: [
