@@ -19,9 +19,10 @@ let package = Package(
         .target(name: "CCurl"),
         // libarchive too is loaded on first use.
         .target(name: "CArchive"),
-        .systemLibrary(name: "CGPGME", pkgConfig: "gpgme", providers: [.apt(["libgpgme-dev"])]),
-        .systemLibrary(name: "CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
-        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // So are gpgme, liblzma and libcrypto: `coop start` never needs them. Their -dev packages give the headers.
+        .target(name: "CGPGME"),
+        .target(name: "CLZMA"),
+        .target(name: "CLibcrypto"),
         // Our own C: namespace entry, which must not run Swift between fork and exec.
         .target(name: "CCoopNamespace"),
         // The process beside each running container, in C so that it costs almost no memory.

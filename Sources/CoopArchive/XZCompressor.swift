@@ -8,6 +8,7 @@ public enum XZCompressor {
     public static let blockSize: UInt64 = 8 << 20
 
     public static func compress(_ source: URL, to target: URL, preset: UInt32 = 6) throws {
+        try SharedLibrary.load("liblzma", package: "liblzma5", coop_lzma_load)
         var stream = coop_lzma_stream_init()
         var options = lzma_mt()
         options.threads = UInt32(max(1, ProcessInfo.processInfo.activeProcessorCount))

@@ -14,6 +14,7 @@ public final class XZDecoder: @unchecked Sendable {
         threads: Int = ProcessInfo.processInfo.activeProcessorCount,
         output: @escaping (UnsafeRawBufferPointer) throws -> Void
     ) throws {
+        try SharedLibrary.load("liblzma", package: "liblzma5", coop_lzma_load)
         self.output = output
         var options = lzma_mt()
         options.flags = coop_lzma_concatenated()

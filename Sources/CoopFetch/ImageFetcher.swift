@@ -175,7 +175,7 @@ public final class ImageFetcher: @unchecked Sendable {
         let meta = try MetaArchive(contentsOf: staging.appendingPathComponent("meta.tar.xz"))
 
         // Step 3: the rootfs, streamed to the sink (decompression and unpacking) as it arrives.
-        let combined = SHA256Hasher()
+        let combined = try SHA256Hasher()
         try feed(file: staging.appendingPathComponent("meta.tar.xz"), to: combined)
         let sink = CombinedHashSink(hasher: combined, next: try makeSink?(meta, staging))
         let bar = ProgressBar(label: "rootfs.tar.xz")

@@ -5,7 +5,9 @@ import Foundation
 public final class SHA256Hasher: @unchecked Sendable {
     private var context: OpaquePointer?
 
-    public init() {
+    /// Loads libcrypto on the first hasher: the commands that never hash do not pay for it.
+    public init() throws {
+        try SharedLibrary.load("libcrypto", package: "libssl3", coop_libcrypto_load)
         context = EVP_MD_CTX_new()
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
     }
@@ -31,7 +33,7 @@ public final class SHA256Hasher: @unchecked Sendable {
 
     /// Hashes whole files, in 1 MiB reads.
     public static func hash(files: [URL]) throws -> String {
-        let hasher = SHA256Hasher()
+        let hasher = try SHA256Hasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for file in files {
             let fd = open(file.path, O_RDONLY | O_CLOEXEC)

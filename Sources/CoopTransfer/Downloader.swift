@@ -14,14 +14,7 @@ public final class Downloader: Sendable {
 
     /// libcurl, loaded on the first download.
     static func loadCurl() throws {
-        var error = [CChar](repeating: 0, count: 512)
-        guard coop_curl_load(&error, error.count) == 0 else {
-            throw CoopError(
-                .hostSetup, "libcurl",
-                cause:
-                    "cannot be loaded: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))",
-                fix: "apt-get install libcurl4")
-        }
+        try SharedLibrary.load("libcurl", package: "libcurl4", coop_curl_load)
     }
 
     /// What a finished download produced.
@@ -33,7 +26,7 @@ public final class Downloader: Sendable {
     /// Fetches a small file into memory, at most `limit` bytes of it. With `optional`, a missing file
     /// (HTTP 404) gives nil.
     public func data(from url: String, optional: Bool = false, limit: SizeLimit = .index) throws -> Data? {
-        let state = TransferState(url: url, fd: -1, sink: nil, progress: nil, limit: limit)
+        let state = try TransferState(url: url, fd: -1, sink: nil, progress: nil, limit: limit)
         do {
             try perform(state, resumeFrom: 0, deadline: Date().addingTimeInterval(TimeInterval(options.deadline)))
         } catch let error as TransferFailure where optional && error.isNotFound {
@@ -55,7 +48,7 @@ public final class Downloader: Sendable {
         let fd = open(file.path, O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0o644)
         if fd < 0 { throw CoopError.system("download file \(file.path)") }
         defer { close(fd) }
-        let state = TransferState(url: url, fd: fd, sink: sink, progress: progress, limit: limit)
+        let state = try TransferState(url: url, fd: fd, sink: sink, progress: progress, limit: limit)
         // Catch up on a partial file left by an interrupted run: hash it and replay it to the sink.
         let existing = lseek(fd, 0, SEEK_END)
         if existing > 0 {
@@ -228,7 +221,7 @@ final class TransferState {
     let fd: Int32
     let sink: ByteSink?
     let progress: ((Int64, Int64) -> Void)?
-    let hasher = SHA256Hasher()
+    let hasher: SHA256Hasher
     var memory = Data()
     var written: Int64 = 0
     var resumeOffset: Int64 = 0
@@ -238,7 +231,8 @@ final class TransferState {
     var handle: UnsafeMutableRawPointer?
     let limit: SizeLimit
 
-    init(url: String, fd: Int32, sink: ByteSink?, progress: ((Int64, Int64) -> Void)?, limit: SizeLimit) {
+    init(url: String, fd: Int32, sink: ByteSink?, progress: ((Int64, Int64) -> Void)?, limit: SizeLimit) throws {
+        hasher = try SHA256Hasher()
         self.limit = limit
         self.url = url
         self.fd = fd

@@ -15,13 +15,8 @@ public final class SignatureVerifier {
     public let keyDescription: String
     private let pinned: String?
 
-    private static let engineCheck: String? = coop_gpgme_init().map { String(cString: $0) }
-
     public init(keyring: URL, fingerprint: String?) throws {
-        guard Self.engineCheck != nil else {
-            throw CoopError(
-                .hostSetup, "gpgme", cause: "the library failed its version check", fix: "reinstall libgpgme11")
-        }
+        try GPGMELibrary.load()
         pinned = fingerprint?.uppercased()
         let shortFingerprint = fingerprint.map { " (fingerprint \($0.prefix(4))…\($0.suffix(4)))" } ?? ""
         keyDescription = Self.displayPath(keyring) + shortFingerprint

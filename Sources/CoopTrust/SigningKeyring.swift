@@ -11,10 +11,7 @@ public final class SigningKeyring {
     private let context: OpaquePointer
 
     public init(home: URL) throws {
-        guard coop_gpgme_init() != nil else {
-            throw CoopError(
-                .hostSetup, "gpgme", cause: "the library failed its version check", fix: "reinstall libgpgme11")
-        }
+        try GPGMELibrary.load()
         self.home = home
         try FileSystem.createDirectory(home, mode: 0o700)
         chmod(home.path, 0o700)

@@ -263,11 +263,11 @@ struct CraftedSite {
             var root: [String: Any] = ["ftype": "root.tar.xz", "path": folder + "/rootfs.tar.xz"]
             var lxd: [String: Any] = ["ftype": "lxd.tar.xz", "path": folder + "/meta.tar.xz"]
             if hashes {
-                root["sha256"] = Self.sha256(rootfs)
+                root["sha256"] = try Self.sha256(rootfs)
                 root["size"] = rootfs.count + rootfsSizeDelta
-                lxd["sha256"] = Self.sha256(meta)
+                lxd["sha256"] = try Self.sha256(meta)
                 lxd["size"] = meta.count
-                lxd["combined_rootxz_sha256"] = Self.sha256(meta + rootfs)
+                lxd["combined_rootxz_sha256"] = try Self.sha256(meta + rootfs)
             }
             entries[key] = ["items": ["root.tar.xz": root, "lxd.tar.xz": lxd]]
         }
@@ -287,8 +287,8 @@ struct CraftedSite {
         try write(try JSONSerialization.data(withJSONObject: products), to: "streams/v1/images.json", sign: sign)
     }
 
-    static func sha256(_ data: Data) -> String {
-        let hasher = SHA256Hasher()
+    static func sha256(_ data: Data) throws -> String {
+        let hasher = try SHA256Hasher()
         data.withUnsafeBytes { hasher.update($0) }
         return hasher.finalize()
     }
