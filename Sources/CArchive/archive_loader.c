@@ -1,12 +1,14 @@
-#include "CArchive.h"
-
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
 // The functions of libarchive that coop uses, defined here with its own names and prototypes (the header
-// checks them) and forwarded to the library, which is opened on the first call.
+// checks them) and forwarded to the library, which is opened on the first call. Hidden: the executable
+// must not offer them to other libraries, which must keep calling their own libarchive.
+#pragma GCC visibility push(hidden)
+#include "CArchive.h"
+#pragma GCC visibility pop
 
 static void *library;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
