@@ -77,7 +77,7 @@ let package = Package(
             name: "CoopTests",
             dependencies: [
                 "CoopSupport", "CoopIndex", "CoopTransfer", "CoopTrust", "CoopStore", "CoopRootfs", "CoopContainer",
-                "CoopBuild",
+                "CoopBuild", "CoopRuntime",
             ],
             swiftSettings: strict
         ),
