@@ -129,7 +129,7 @@ struct AttachInside: ParsableCommand {
 
     func run() throws {
         throw ExitCode(
-            Supervisor.attach(
+            ContainerEntry.attach(
                 initPID: pid, cgroupProcs: cgroupProcs, socketFD: socket, reportFD: report, rows: rows,
                 columns: columns, term: term, command: command))
     }
@@ -146,6 +146,6 @@ struct ExecInside: ParsableCommand {
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
-        throw ExitCode(Supervisor.exec(initPID: pid, cgroupProcs: cgroupProcs, reportFD: report, command: command))
+        throw ExitCode(ContainerEntry.exec(initPID: pid, cgroupProcs: cgroupProcs, reportFD: report, command: command))
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 /// The inside halves of `coop exec` and `coop attach` (`coop __exec`, `coop __attach`): a fresh
 /// single-threaded process that enters a running container and starts the command there. A failure goes
 /// to the coop that started it as a report (coop_failure) on `reportFD`, and is its exit status.
-public enum Supervisor {
+public enum ContainerEntry {
     /// Joins the container of `initPID` and runs `command` there; returns its exit status.
     public static func exec(initPID: Int32, cgroupProcs: String, reportFD: Int32, command: [String]) -> Int32 {
         let argv = CStringArray(command)
