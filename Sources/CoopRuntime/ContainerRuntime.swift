@@ -216,13 +216,13 @@ public enum ContainerRuntime {
         let state = try running(container)
         let relayed = try RelayedStdio.forTerminals()
         let report = try Pipe.make()
-        _ = fcntl(report.write, F_SETFD, 0)
         let process: SpawnedProcess
         do {
             defer {
                 relayed.closeInner()
                 close(report.write)
             }
+            try checkSystemCall(fcntl(report.write, F_SETFD, 0), "report pipe of exec")
             process = try SpawnedProcess(
                 arguments: [
                     CoopPaths.executablePath(), "__exec", String(state.pid), procsArgument(state), String(report.write),
@@ -257,27 +257,27 @@ public enum ContainerRuntime {
     /// relayed from outside (nothing inside gets hold of it). Returns the shell's exit status.
     public static func attach(_ container: ContainerDefinition, command: [String] = []) throws -> Int32 {
         let state = try running(container)
-        var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-            throw CoopError.system("socket for attach")
-        }
-        defer { close(pair[0]) }
-        _ = fcntl(pair[1], F_SETFD, 0)
         var size = winsize()
         // Not at a terminal: no size, and the pty keeps its own.
         _ = ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size)
-        let report = try Pipe.make()
-        _ = fcntl(report.write, F_SETFD, 0)
-        let nothing = open("/dev/null", O_RDWR | O_CLOEXEC)
         let term = ProcessInfo.processInfo.environment["TERM"] ?? "xterm"
+        let report = try Pipe.make()
+        var pair: [Int32] = [-1, -1]
+        defer { if pair[0] >= 0 { close(pair[0]) } }
+        let nothing = open("/dev/null", O_RDWR | O_CLOEXEC)
         let helper: SpawnedProcess
         do {
+            // The helper's ends: closed here once it has them, or when a step fails.
             defer {
-                close(pair[1])
                 close(report.write)
+                if pair[1] >= 0 { close(pair[1]) }
                 if nothing >= 0 { close(nothing) }
             }
             guard nothing >= 0 else { throw CoopError.system("/dev/null for attach") }
+            let stream = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            try checkSystemCall(socketpair(AF_UNIX, stream, 0, &pair), "socket for attach")
+            try checkSystemCall(fcntl(pair[1], F_SETFD, 0), "socket for attach")
+            try checkSystemCall(fcntl(report.write, F_SETFD, 0), "report pipe of attach")
             helper = try SpawnedProcess(
                 arguments: [
                     CoopPaths.executablePath(), "__attach", String(state.pid), procsArgument(state), String(pair[1]),
