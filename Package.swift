@@ -101,7 +101,7 @@ let package = Package(
             name: "CoopSystemTests",
             dependencies: [
                 "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTrust", "CoopRootfs", "CoopContainer",
-                "CoopBuild",
+                "CoopBuild", "CoopRuntime", "CCoopNamespace",
             ],
             swiftSettings: strict
         ),

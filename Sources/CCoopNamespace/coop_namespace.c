@@ -3,13 +3,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -25,20 +28,121 @@ struct report {
 
 static void child_fail(int fd, coop_stage stage) {
     struct report r = {stage, errno};
-    ssize_t ignored = write(fd, &r, sizeof r);
-    (void)ignored;
+    // A report that cannot be written has no one to go to: the parent then sees the exit status alone.
+    (void)coop_write_full(fd, &r, sizeof r);
     _exit(127);
 }
 
-static ssize_t read_full(int fd, void *buf, size_t len) {
+ssize_t coop_read_full(int fd, void *data, size_t size) {
     size_t done = 0;
-    while (done < len) {
-        ssize_t n = read(fd, (char *)buf + done, len - done);
+    while (done < size) {
+        ssize_t n = read(fd, (char *)data + done, size - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return n < 0 ? -1 : (ssize_t)done;
+        if (n < 0) return -1;
+        if (n == 0) break;
         done += (size_t)n;
     }
     return (ssize_t)done;
+}
+
+int coop_write_full(int fd, const void *data, size_t size) {
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = write(fd, (const char *)data + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+int coop_close(int fd) { return close(fd) < 0 && errno != EINTR ? -1 : 0; }
+
+static int close_or_mark(int fd, int cloexec) {
+    if (!cloexec) return coop_close(fd);
+    int flags = fcntl(fd, F_GETFD);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+// What getdents64(2) fills in; glibc declares no such type for the raw call.
+struct directory_entry {
+    uint64_t inode;
+    int64_t offset;
+    unsigned short length;
+    unsigned char type;
+    char name[];
+};
+
+// Closes or marks the open descriptors in [from, to] as /proc/self/fd lists them, with raw system calls
+// only (no opendir, which allocates), or every number up to the descriptor limit when /proc is missing.
+static int close_each(unsigned int from, unsigned int to, int cloexec) {
+    int listing = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (listing < 0) {
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_NOFILE, &limit) < 0) return -1;
+        rlim_t last = limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > to ? to : limit.rlim_cur;
+        for (rlim_t fd = from; fd <= last && fd < (rlim_t)INT32_MAX; fd++) {
+            if (close_or_mark((int)fd, cloexec) < 0 && errno != EBADF) return -1;
+        }
+        return 0;
+    }
+    char buffer[4096];
+    int result = 0;
+    for (;;) {
+        long got = syscall(SYS_getdents64, listing, buffer, sizeof buffer);
+        if (got <= 0) {
+            result = got < 0 ? -1 : 0;
+            break;
+        }
+        for (long offset = 0; offset < got;) {
+            struct directory_entry *entry = (struct directory_entry *)(buffer + offset);
+            offset += entry->length;
+            unsigned long fd = 0;
+            const char *digit = entry->name;
+            if (*digit < '0' || *digit > '9') continue;
+            for (; *digit >= '0' && *digit <= '9' && fd <= UINT32_MAX; digit++) fd = fd * 10 + (unsigned long)(*digit - '0');
+            if (*digit != '\0' || fd < from || fd > to || fd == (unsigned long)listing) continue;
+            // EBADF: the descriptor was the listing's own of an earlier round, or is gone already.
+            if (close_or_mark((int)fd, cloexec) < 0 && errno != EBADF) result = -1;
+        }
+        if (result < 0) break;
+    }
+    int saved = errno;
+    if (coop_close(listing) < 0 && result == 0) return -1;
+    errno = saved;
+    return result;
+}
+
+static int close_range_or_each(unsigned int from, unsigned int to, int cloexec) {
+    if (syscall(SYS_close_range, from, to, cloexec ? CLOSE_RANGE_CLOEXEC : 0) == 0) return 0;
+    if (errno != ENOSYS && errno != EINVAL) return -1;
+    return close_each(from, to, cloexec);
+}
+
+int coop_close_descriptors(int first, const int keep[], int keep_count, int cloexec) {
+    enum { most_kept = 8 };
+    int sorted[most_kept];
+    if (first < 0 || keep_count < 0 || keep_count > most_kept) {
+        errno = EINVAL;
+        return -1;
+    }
+    // Insertion sort: a handful of descriptors, and no qsort in async-signal-safe code.
+    for (int i = 0; i < keep_count; i++) {
+        int j = i;
+        for (; j > 0 && sorted[j - 1] > keep[i]; j--) sorted[j] = sorted[j - 1];
+        sorted[j] = keep[i];
+    }
+    unsigned int from = (unsigned int)first;
+    for (int i = 0; i < keep_count; i++) {
+        if (sorted[i] < 0 || (unsigned int)sorted[i] < from) continue;
+        if ((unsigned int)sorted[i] > from && close_range_or_each(from, (unsigned int)sorted[i] - 1, cloexec) < 0)
+            return -1;
+        from = (unsigned int)sorted[i] + 1;
+    }
+    return close_range_or_each(from, ~0U, cloexec);
 }
 
 // Root may write a child's id map itself; the setuid helpers would look for root's own subuid range.
@@ -50,13 +154,19 @@ static int write_map_directly(char *const helper_argv[], pid_t pid) {
     for (int i = 1; helper_argv[i] && helper_argv[i + 1] && helper_argv[i + 2]; i += 3) {
         int n = snprintf(text + used, sizeof text - used, "%s %s %s\n", helper_argv[i], helper_argv[i + 1],
                          helper_argv[i + 2]);
-        if (n < 0 || (size_t)n >= sizeof text - used) return -1;
+        if (n < 0 || (size_t)n >= sizeof text - used) {
+            errno = E2BIG;
+            return -1;
+        }
         used += (size_t)n;
     }
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
+    // A map is taken in one write(2), or not at all.
     ssize_t written = write(fd, text, used);
-    close(fd);
+    int saved = errno;
+    if (coop_close(fd) < 0 && written == (ssize_t)used) return -1;
+    errno = saved;
     return written == (ssize_t)used ? 0 : -1;
 }
 
@@ -67,7 +177,7 @@ static int write_pid(const char *file, pid_t pid) {
     if (fd < 0) return -1;
     ssize_t written = write(fd, text, (size_t)n);
     int saved = errno;
-    close(fd);
+    if (coop_close(fd) < 0 && written == n) return -1;
     errno = saved;
     return written == n ? 0 : -1;
 }
@@ -93,7 +203,9 @@ static pid_t start_map_helper(char *const helper_argv[], pid_t pid) {
         execvp(argv[0], argv);
         _exit(127);
     }
+    int saved = errno;
     free(argv);
+    errno = saved;
     return helper;
 }
 
@@ -107,126 +219,135 @@ static int finish_map_helper(pid_t helper) {
     return status;
 }
 
+static void note(coop_spawn_failure *failure, coop_stage stage, int error_number) {
+    if (failure->stage != COOP_STAGE_NONE) return;
+    failure->stage = stage;
+    failure->error_number = error_number;
+}
+
+// Closes a descriptor of the parent's; a failure is noted unless an earlier one was.
+static void close_noting(int fd, coop_spawn_failure *failure) {
+    if (fd >= 0 && coop_close(fd) < 0) note(failure, COOP_STAGE_PIPE, errno);
+}
+
+// Writes the child's pid into the cgroups, then lets newuidmap and newgidmap (or root itself) write its
+// maps: both at once, as each helper is a setuid program of its own.
+static void place_and_map(pid_t pid, char *const uidmap_argv[], char *const gidmap_argv[],
+                          char *const cgroup_procs[], coop_spawn_failure *failure) {
+    for (int i = 0; cgroup_procs != NULL && cgroup_procs[i] != NULL; i++) {
+        if (write_pid(cgroup_procs[i], pid) < 0) {
+            note(failure, COOP_STAGE_CGROUP, errno);
+            return;
+        }
+    }
+    pid_t uid_helper = start_map_helper(uidmap_argv, pid);
+    int uid_errno = errno;
+    pid_t gid_helper = start_map_helper(gidmap_argv, pid);
+    int gid_errno = errno;
+    int uid_status = finish_map_helper(uid_helper);
+    if (uid_status < 0 && uid_helper > 0) uid_errno = errno;
+    int gid_status = finish_map_helper(gid_helper);
+    if (gid_status < 0 && gid_helper > 0) gid_errno = errno;
+    if (uid_status != 0) {
+        note(failure, COOP_STAGE_UIDMAP, uid_status < 0 ? uid_errno : 0);
+        failure->helper_status = uid_status;
+    } else if (gid_status != 0) {
+        note(failure, COOP_STAGE_GIDMAP, gid_status < 0 ? gid_errno : 0);
+        failure->helper_status = gid_status;
+    }
+}
+
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
                  char *const uidmap_argv[], char *const gidmap_argv[], char *const cgroup_procs[], int new_session,
                  coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
     int use_userns = uidmap_argv != NULL && gidmap_argv != NULL;
-    int report_pipe[2], ready_pipe[2] = {-1, -1}, go_pipe[2] = {-1, -1};
+    int report_pipe[2] = {-1, -1}, ready_pipe[2] = {-1, -1}, go_pipe[2] = {-1, -1};
 
-    if (pipe2(report_pipe, O_CLOEXEC) < 0) goto pipe_failed;
-    if (use_userns && (pipe2(ready_pipe, O_CLOEXEC) < 0 || pipe2(go_pipe, O_CLOEXEC) < 0)) goto pipe_failed;
+    if (pipe2(report_pipe, O_CLOEXEC) < 0 ||
+        (use_userns && (pipe2(ready_pipe, O_CLOEXEC) < 0 || pipe2(go_pipe, O_CLOEXEC) < 0))) {
+        note(failure, COOP_STAGE_PIPE, errno);
+        for (int i = 0; i < 2; i++) {
+            close_noting(report_pipe[i], failure);
+            close_noting(ready_pipe[i], failure);
+            close_noting(go_pipe[i], failure);
+        }
+        return -1;
+    }
 
     // Block signals around fork so that no handler of the parent runs in the child.
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = fork();
+    int mask_error = pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = mask_error != 0 ? -1 : fork();
     if (pid == 0) {
-        // Child: async-signal-safe calls only until exec.
+        // Child: async-signal-safe calls only until exec. signal() fails for SIGKILL, SIGSTOP and the
+        // signals glibc keeps for itself, which have no handler to reset.
         for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        close(report_pipe[0]);
-        if (new_session) setsid();
+        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) child_fail(report_pipe[1], COOP_STAGE_SIGNALS);
+        if (coop_close(report_pipe[0]) < 0) child_fail(report_pipe[1], COOP_STAGE_DUP);
+        if (new_session && setsid() < 0) child_fail(report_pipe[1], COOP_STAGE_SESSION);
         for (int i = 0; i < 3; i++) {
             if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) child_fail(report_pipe[1], COOP_STAGE_DUP);
         }
         if (use_userns) {
-            close(ready_pipe[0]);
-            close(go_pipe[1]);
+            if (coop_close(ready_pipe[0]) < 0 || coop_close(go_pipe[1]) < 0) child_fail(report_pipe[1], COOP_STAGE_DUP);
             if (unshare(CLONE_NEWUSER) < 0) child_fail(report_pipe[1], COOP_STAGE_UNSHARE);
             char byte = 'r';
             if (write(ready_pipe[1], &byte, 1) != 1) child_fail(report_pipe[1], COOP_STAGE_SYNC);
-            // The parent writes one byte once both maps are in place, or closes the pipe on failure.
-            if (read_full(go_pipe[0], &byte, 1) != 1) _exit(126);
+            // The parent writes one byte once both maps are in place, or closes the pipe on failure (and
+            // reports that failure itself).
+            if (coop_read_full(go_pipe[0], &byte, 1) != 1) _exit(126);
             if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_fail(report_pipe[1], COOP_STAGE_SETID);
         }
         execve(path, argv, envp);
         child_fail(report_pipe[1], COOP_STAGE_EXEC);
     }
-    int fork_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close(report_pipe[1]);
-    if (use_userns) {
-        close(ready_pipe[1]);
-        close(go_pipe[0]);
-    }
+    int fork_errno = mask_error != 0 ? mask_error : errno;
+    if (mask_error == 0 && (mask_error = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
+        note(failure, COOP_STAGE_SIGNALS, mask_error);
+    close_noting(report_pipe[1], failure);
+    close_noting(ready_pipe[1], failure);
+    close_noting(go_pipe[0], failure);
     if (pid < 0) {
         failure->stage = COOP_STAGE_FORK;
         failure->error_number = fork_errno;
-        goto close_parent_ends;
+        close_noting(report_pipe[0], failure);
+        close_noting(ready_pipe[0], failure);
+        close_noting(go_pipe[1], failure);
+        return -1;
     }
 
     if (use_userns) {
         char byte;
-        if (read_full(ready_pipe[0], &byte, 1) == 1) {
-            for (int i = 0; cgroup_procs != NULL && cgroup_procs[i] != NULL; i++) {
-                if (write_pid(cgroup_procs[i], pid) < 0) {
-                    failure->stage = COOP_STAGE_CGROUP;
-                    failure->error_number = errno;
-                    break;
-                }
-            }
-            if (failure->stage == COOP_STAGE_NONE) {
-                // Both maps at once: each helper is a setuid program of its own.
-                pid_t uid_helper = start_map_helper(uidmap_argv, pid);
-                int uid_errno = errno;
-                pid_t gid_helper = start_map_helper(gidmap_argv, pid);
-                int gid_errno = errno;
-                int uid_status = finish_map_helper(uid_helper);
-                if (uid_status < 0 && uid_helper > 0) uid_errno = errno;
-                int gid_status = finish_map_helper(gid_helper);
-                if (gid_status < 0 && gid_helper > 0) gid_errno = errno;
-                if (uid_status != 0) {
-                    failure->stage = COOP_STAGE_UIDMAP;
-                    failure->error_number = uid_status < 0 ? uid_errno : 0;
-                    failure->helper_status = uid_status;
-                } else if (gid_status != 0) {
-                    failure->stage = COOP_STAGE_GIDMAP;
-                    failure->error_number = gid_status < 0 ? gid_errno : 0;
-                    failure->helper_status = gid_status;
-                }
-            }
-            if (failure->stage == COOP_STAGE_NONE) {
-                byte = 'g';
-                if (write(go_pipe[1], &byte, 1) != 1) {
-                    failure->stage = COOP_STAGE_SYNC;
-                    failure->error_number = errno;
-                }
-            }
+        ssize_t ready = coop_read_full(ready_pipe[0], &byte, 1);
+        if (ready == 1) {
+            place_and_map(pid, uidmap_argv, gidmap_argv, cgroup_procs, failure);
+            byte = 'g';
+            if (failure->stage == COOP_STAGE_NONE && coop_write_full(go_pipe[1], &byte, 1) < 0)
+                note(failure, COOP_STAGE_SYNC, errno);
+        } else if (ready < 0) {
+            note(failure, COOP_STAGE_SYNC, errno);
         }
-        close(go_pipe[1]);
-        close(ready_pipe[0]);
+        // End of file without the byte: the child failed and says why below.
+        close_noting(go_pipe[1], failure);
+        close_noting(ready_pipe[0], failure);
     }
 
     struct report r;
-    ssize_t got = read_full(report_pipe[0], &r, sizeof r);
-    close(report_pipe[0]);
-    if (got == (ssize_t)sizeof r && failure->stage == COOP_STAGE_NONE) {
-        failure->stage = (coop_stage)r.stage;
-        failure->error_number = r.error_number;
-    }
+    ssize_t got = coop_read_full(report_pipe[0], &r, sizeof r);
+    if (got == (ssize_t)sizeof r) note(failure, (coop_stage)r.stage, r.error_number);
+    close_noting(report_pipe[0], failure);
     if (failure->stage != COOP_STAGE_NONE) {
+        // Our own child, not reaped yet: kill cannot fail.
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
         return -1;
     }
     return pid;
-
-pipe_failed:
-    failure->stage = COOP_STAGE_PIPE;
-    failure->error_number = errno;
-    return -1;
-close_parent_ends:
-    close(report_pipe[0]);
-    if (use_userns) {
-        close(ready_pipe[0]);
-        close(go_pipe[1]);
-    }
-    return -1;
 }
 
 int coop_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
@@ -238,7 +359,7 @@ int coop_wait_for_exit(pid_t pid, int timeout_ms) {
     int ready;
     while ((ready = poll(&entry, 1, timeout_ms)) < 0 && errno == EINTR) {
     }
-    close(fd);
+    if (coop_close(fd) < 0) return -1;
     return ready > 0 ? 1 : ready == 0 ? 0 : -1;
 }
 

@@ -142,13 +142,14 @@ struct Attach: ParsableCommand {
     }
 }
 
-/// `coop __attach PID CGROUP_PROCS SOCKET ROWS COLUMNS TERM`: the inside half of attach.
+/// `coop __attach PID CGROUP_PROCS SOCKET REPORT ROWS COLUMNS TERM -- [COMMAND…]`: the inside half of attach.
 struct AttachInside: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "__attach", shouldDisplay: false)
 
     @Argument var pid: Int32
     @Argument var cgroupProcs: String
     @Argument var socket: Int32
+    @Argument var report: Int32
     @Argument var rows: UInt16
     @Argument var columns: UInt16
     @Argument var term: String
@@ -156,21 +157,23 @@ struct AttachInside: ParsableCommand {
 
     func run() throws {
         throw ExitCode(
-            Supervisor.attach(
-                initPID: pid, cgroupProcs: cgroupProcs, socketFD: socket, rows: rows, columns: columns, term: term,
-                command: command))
+            ContainerEntry.attach(
+                initPID: pid, cgroupProcs: cgroupProcs, socketFD: socket, reportFD: report, rows: rows,
+                columns: columns, term: term, command: command))
     }
 }
 
-/// `coop __exec PID CGROUP_PROCS COMMAND…`: joins the container of PID 1 `PID` and runs the command.
+/// `coop __exec PID CGROUP_PROCS REPORT COMMAND…`: joins the container of PID 1 `PID` and runs the command;
+/// a failure to get there goes to the descriptor REPORT.
 struct ExecInside: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "__exec", shouldDisplay: false)
 
     @Argument var pid: Int32
     @Argument var cgroupProcs: String
+    @Argument var report: Int32
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
-        throw ExitCode(Supervisor.exec(initPID: pid, cgroupProcs: cgroupProcs, command: command))
+        throw ExitCode(ContainerEntry.exec(initPID: pid, cgroupProcs: cgroupProcs, reportFD: report, command: command))
     }
 }

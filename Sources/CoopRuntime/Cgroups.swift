@@ -120,6 +120,21 @@ public struct CgroupLimit: Sendable, Equatable {
     public var controller: String { String(key.prefix { $0 != "." }) }
 }
 
+/// An entry of the container's /sys/fs/cgroup, as the supervisor makes it (coop_cgroup_mount).
+struct CgroupMount: Sendable, Equatable {
+    enum Kind: Sendable, Equatable {
+        case version1, version2, link
+    }
+
+    var kind: Kind
+    /// Its name below /sys/fs/cgroup; "." is /sys/fs/cgroup itself.
+    var folder: String
+    /// A v1 hierarchy's mount options; a link's target.
+    var options: String?
+    /// The container's cgroup in this hierarchy on the host, which the supervisor prunes at the end.
+    var hostFolder: String?
+}
+
 /// A container's cgroups: `coop/USER/NAME` in every hierarchy delegated to the user, with the config's
 /// limits written by the user (so the container cannot raise them) and the folder itself handed to the
 /// container's root (so that its init can make cgroups below, as systemd does).
@@ -230,28 +245,29 @@ public struct ContainerCgroups: Sendable {
         }
     }
 
-    /// Lines for the supervisor: the host's hierarchies as the container sees them at /sys/fs/cgroup.
+    /// For the supervisor: the host's hierarchies as the container sees them at /sys/fs/cgroup.
     /// The unified hierarchy of a hybrid host is left out unless the container has a folder there:
     /// systemd then runs in legacy mode instead of failing on a cgroup it may not write.
-    public var mountLines: [String] {
-        var lines: [String] = []
+    var mounts: [CgroupMount] {
+        var mounts: [CgroupMount] = []
         for hierarchy in hierarchies where containerSees(hierarchy) {
             let placed = folders.first { $0.hierarchy == hierarchy }?.path
             let options = hierarchy.options.split(separator: ",").filter { $0 != "clone_children" }
                 .joined(separator: ",")
-            lines.append(
-                "\(hierarchy.folder) \(hierarchy.isUnified ? "cgroup2" : "cgroup") \(options.isEmpty ? "-" : options) \(placed ?? "-")"
-            )
+            mounts.append(
+                CgroupMount(
+                    kind: hierarchy.isUnified ? .version2 : .version1, folder: hierarchy.folder,
+                    options: options.isEmpty ? nil : options, hostFolder: placed))
         }
         if hierarchies.contains(where: { $0.folder != "." }) {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []
             for entry in entries.sorted() {
                 if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/fs/cgroup/" + entry) {
-                    lines.append("\(entry) link \(target) -")
+                    mounts.append(CgroupMount(kind: .link, folder: entry, options: target, hostFolder: nil))
                 }
             }
         }
-        return lines
+        return mounts
     }
 
     /// Whether init gets a cgroup of its own to manage (systemd needs one): name=systemd on v1, else v2.

@@ -45,79 +45,95 @@ public enum ContainerRuntime {
         if systemd, cgroups.initSeesLegacyCgroups {
             initCommand.append("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1")
         }
-        let pidPipe = try Pipe.make()
-        let errors = try Pipe.make()
-        let go = try Pipe.make()
-        var logFD: Int32 = -1
-        if !foreground {
-            logFD = open(
-                container.folder.appendingPathComponent("console.log").path,
-                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-            if logFD < 0 { throw CoopError.system("console log of \(container.name)") }
-        }
         let interactive = foreground && RawTerminal.isInteractive
+        let request = SupervisorRequest(
+            rootfs: container.rootfs.path, hostname: container.hostname, overlayLower: overlayLower?.path,
+            sharesHostNetwork: container.sharesHostNetwork,
+            console: foreground ? (interactive ? .typed : .none) : .stdio,
+            cgroupMounts: cgroups.mounts, command: initCommand,
+            environment: environment.map { "\($0.key)=\($0.value)" }.sorted())
         let relayed = foreground && !interactive ? try RelayedStdio.forTerminals() : RelayedStdio.none
-        let stdio: [Int32] =
-            foreground ? relayed.inner : [open("/dev/null", O_RDONLY | O_CLOEXEC), logFD, logFD]
-        // The supervisor inherits these two pipe ends (not its stdio, which is the container's console).
-        _ = fcntl(pidPipe.write, F_SETFD, 0)
-        _ = fcntl(errors.write, F_SETFD, 0)
-        _ = fcntl(go.read, F_SETFD, 0)
-        let flags =
-            (container.sharesHostNetwork ? "n" : "") + (foreground ? (interactive ? "t" : "") : "c")
+        // The supervisor's stdio (the relayed terminals; in the background no input and the console log)
+        // and its two pipes, which it inherits on top (not as stdio, which is the container's console).
+        // Each is closed here once the supervisor has it, or when a step on the way fails.
+        var inherited: [Int32] = []
+        var stdio = relayed.inner
+        var requestPipe: (read: Int32, write: Int32) = (-1, -1)
+        var replyPipe: (read: Int32, write: Int32) = (-1, -1)
+        do {
+            if !foreground {
+                let log = open(
+                    container.folder.appendingPathComponent("console.log").path,
+                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                guard log >= 0 else { throw CoopError.system("console log of \(container.name)") }
+                inherited.append(log)
+                let nothing = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                guard nothing >= 0 else { throw CoopError.system("/dev/null for \(container.name)") }
+                inherited.append(nothing)
+                stdio = [nothing, log, log]
+            }
+            requestPipe = try Pipe.make()
+            inherited.append(requestPipe.read)
+            replyPipe = try Pipe.make()
+            inherited.append(replyPipe.write)
+        } catch {
+            inherited.forEach { close($0) }
+            if requestPipe.write >= 0 { close(requestPipe.write) }
+            relayed.closeInner()
+            cgroups.remove(idMap: container.idMap)
+            throw error
+        }
         let supervisor: SpawnedProcess
         var terminal: RawTerminal?
         do {
             defer {
-                close(pidPipe.write)
-                close(errors.write)
-                close(go.read)
-                if logFD >= 0 { close(logFD) }
-                if !foreground, stdio[0] >= 0 { close(stdio[0]) }
+                inherited.forEach { close($0) }
                 relayed.closeInner()
             }
+            try checkSystemCall(fcntl(requestPipe.read, F_SETFD, 0), "request pipe of the supervisor")
+            try checkSystemCall(fcntl(replyPipe.write, F_SETFD, 0), "reply pipe of the supervisor")
             supervisor = try SpawnedProcess(
-                arguments: [
-                    supervisorPath, String(pidPipe.write), String(errors.write), String(go.read), container.rootfs.path,
-                    container.hostname, flags.isEmpty ? "-" : flags, overlayLower?.path ?? "-",
-                ] + cgroups.mountLines + ["--"] + initCommand,
-                environment: environment, idMap: container.idMap, mapOwner: false, input: stdio[0],
-                output: stdio[1], error: stdio[2], cgroupProcs: cgroups.procsFiles, newSession: !foreground)
+                arguments: [supervisorPath, String(requestPipe.read), String(replyPipe.write), container.rootfs.path],
+                environment: [:], idMap: container.idMap, mapOwner: false, input: stdio[0], output: stdio[1],
+                error: stdio[2], cgroupProcs: cgroups.procsFiles, newSession: !foreground)
             // An init manages cgroups below its own (systemd does): they go to the container's root, only
             // now, as until the supervisor was in them the files that take processes had to be the user's.
             // A command as PID 1 gets the limits without that (and starts a few milliseconds sooner).
             if bootsInit { try cgroups.handOver(to: container.idMap) }
             if interactive { terminal = RawTerminal() }
-            try [UInt8(ascii: "g")].withUnsafeBytes { try FileSystem.writeAll(go.write, $0, what: "start") }
+            // The request is also the signal to go on: the supervisor waits for it.
+            try request.encoded().withUnsafeBytes {
+                try FileSystem.writeAll(requestPipe.write, $0, what: "request to the supervisor")
+            }
         } catch {
-            close(go.write)
+            close(requestPipe.write)
+            close(replyPipe.read)
             cgroups.remove(idMap: container.idMap)
             throw error
         }
-        close(go.write)
-        let pidText = PipeReader(fd: pidPipe.read).text().trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let pid = Int32(pidText) else {
+        close(requestPipe.write)
+        var reply = coop_start_reply()
+        let got = withUnsafeMutableBytes(of: &reply) { coop_read_full(replyPipe.read, $0.baseAddress, $0.count) }
+        close(replyPipe.read)
+        guard got == MemoryLayout<coop_start_reply>.size, reply.pid > 0 else {
             terminal?.restore()
             relayed.relay(until: supervisor.pid)
             let status = supervisor.wait()
             cgroups.remove(idMap: container.idMap)
-            let report = PipeReader(fd: errors.read).text().split(separator: " ").compactMap {
-                Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
-            }
-            guard report.count == 2 else {
+            guard got == MemoryLayout<coop_start_reply>.size, reply.failure.stage != 0 else {
                 throw CoopError(
-                    .internal, "start of \(container.name)", cause: "the supervisor ended with status \(status)")
+                    .internal, "start of \(container.name)",
+                    cause: "the supervisor ended with status \(status) without a reply")
             }
-            var failure = coop_spawn_failure()
-            failure.stage = coop_stage(rawValue: UInt32(report[0]))
-            failure.error_number = report[1]
+            let failure = RuntimeFailure(reply.failure)
             // A command that cannot run answers as a shell does (127: not found, 126: not runnable).
-            if foreground, command != nil, failure.stage.rawValue == COOP_RUN_EXEC.rawValue {
-                return Supervisor.report(failure, what: "exec of \(initCommand[0])")
+            if foreground, command != nil, failure.isExec {
+                Console.error(failure.error(what: "exec of \(initCommand[0])"))
+                return failure.exitStatus
             }
-            throw describe(failure, what: "start of \(container.name)")
+            throw failure.error(what: "start of \(container.name)")
         }
-        close(errors.read)
+        let pid = reply.pid
         // A short command may be gone already; then there is nothing running to record.
         if let ticks = ContainerState.startTicks(of: pid) {
             try ContainerState(
@@ -199,18 +215,35 @@ public enum ContainerRuntime {
         if usePty { return try attach(container, command: command) }
         let state = try running(container)
         let relayed = try RelayedStdio.forTerminals()
+        let report = try Pipe.make()
         let process: SpawnedProcess
         do {
-            defer { relayed.closeInner() }
+            defer {
+                relayed.closeInner()
+                close(report.write)
+            }
+            try checkSystemCall(fcntl(report.write, F_SETFD, 0), "report pipe of exec")
             process = try SpawnedProcess(
-                arguments: [CoopPaths.executablePath(), "__exec", String(state.pid), procsArgument(state)] + command,
-                idMap: nil, input: relayed.inner[0], output: relayed.inner[1], error: relayed.inner[2])
+                arguments: [
+                    CoopPaths.executablePath(), "__exec", String(state.pid), procsArgument(state), String(report.write),
+                ] + command, idMap: nil, input: relayed.inner[0], output: relayed.inner[1], error: relayed.inner[2])
+        } catch {
+            close(report.read)
+            throw error
         }
         // Ctrl-C at the terminal reaches the helper too, which passes it on to the command.
         signal(SIGINT, SIG_IGN)
         signal(SIGQUIT, SIG_IGN)
         relayed.relay(until: process.pid)
-        return process.wait()
+        let status = process.wait()
+        if let failure = RuntimeFailure.read(from: report.read) {
+            let error = failure.error(what: "exec of \(command[0])")
+            // A command that cannot run answers as a shell does (127: not found, 126: not runnable).
+            guard failure.isExec else { throw error }
+            Console.error(error)
+            return failure.exitStatus
+        }
+        return status
     }
 
     /// The container's cgroups as its start recorded them, for exec and attach to join by their host paths
@@ -224,29 +257,35 @@ public enum ContainerRuntime {
     /// relayed from outside (nothing inside gets hold of it). Returns the shell's exit status.
     public static func attach(_ container: ContainerDefinition, command: [String] = []) throws -> Int32 {
         let state = try running(container)
-        var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-            throw CoopError.system("socket for attach")
-        }
-        defer { close(pair[0]) }
-        _ = fcntl(pair[1], F_SETFD, 0)
         var size = winsize()
+        // Not at a terminal: no size, and the pty keeps its own.
         _ = ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size)
-        let errors = try Pipe.make()
-        let nothing = open("/dev/null", O_RDWR | O_CLOEXEC)
         let term = ProcessInfo.processInfo.environment["TERM"] ?? "xterm"
+        let report = try Pipe.make()
+        var pair: [Int32] = [-1, -1]
+        defer { if pair[0] >= 0 { close(pair[0]) } }
+        let nothing = open("/dev/null", O_RDWR | O_CLOEXEC)
         let helper: SpawnedProcess
         do {
+            // The helper's ends: closed here once it has them, or when a step fails.
             defer {
-                close(pair[1])
-                close(errors.write)
-                close(nothing)
+                close(report.write)
+                if pair[1] >= 0 { close(pair[1]) }
+                if nothing >= 0 { close(nothing) }
             }
+            guard nothing >= 0 else { throw CoopError.system("/dev/null for attach") }
+            let stream = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            try checkSystemCall(socketpair(AF_UNIX, stream, 0, &pair), "socket for attach")
+            try checkSystemCall(fcntl(pair[1], F_SETFD, 0), "socket for attach")
+            try checkSystemCall(fcntl(report.write, F_SETFD, 0), "report pipe of attach")
             helper = try SpawnedProcess(
                 arguments: [
                     CoopPaths.executablePath(), "__attach", String(state.pid), procsArgument(state), String(pair[1]),
-                    String(size.ws_row), String(size.ws_col), term, "--",
-                ] + command, idMap: nil, input: nothing, output: nothing, error: errors.write)
+                    String(report.write), String(size.ws_row), String(size.ws_col), term, "--",
+                ] + command, idMap: nil, input: nothing, output: nothing, error: nothing)
+        } catch {
+            close(report.read)
+            throw error
         }
         let master = coop_receive_fd(pair[0])
         if master >= 0 {
@@ -254,16 +293,16 @@ public enum ContainerRuntime {
             close(master)
         }
         let status = helper.wait()
-        let message = PipeReader(fd: errors.read).text()
-        if master < 0 && status == 127 && !command.isEmpty {
-            FileHandle.standardError.write(Data(message.utf8))
-            return status
+        if let failure = RuntimeFailure.read(from: report.read) {
+            let error = failure.error(what: command.first.map { "exec of \($0)" } ?? "attach to \(container.name)")
+            // A command that cannot run answers as a shell does (127: not found, 126: not runnable).
+            guard failure.isExec, !command.isEmpty else { throw error }
+            Console.error(error)
+            return failure.exitStatus
         }
         if master < 0 {
             throw CoopError(
-                .hostSetup, "attach to \(container.name)",
-                cause: message.replacingOccurrences(of: "error: ", with: "").trimmingCharacters(
-                    in: .whitespacesAndNewlines),
+                .internal, "attach to \(container.name)", cause: "the helper ended with status \(status) without a pty",
                 fix: "check that the container runs ('coop list')")
         }
         return status
@@ -316,28 +355,5 @@ public enum ContainerRuntime {
                 fix: "start it with 'coop start \(container.name)'")
         }
         return state
-    }
-
-    /// Describes a failure of the C runtime by its stage.
-    public static func describe(_ failure: coop_spawn_failure, what: String) -> CoopError {
-        let stages: [UInt32: String] = [
-            20: "unshare of the namespaces", 21: "fork of PID 1", 22: "making / private", 23: "bind of the rootfs",
-            24: "mount of /proc", 25: "mount of /sys", 26: "mount of /dev", 27: "a device in /dev",
-            28: "mount of /dev/pts", 29: "masking /proc", 30: "pivot_root", 31: "hostname", 32: "loopback",
-            33: "capabilities", 34: "seccomp", 35: "switch to root", 36: "exec", 37: "joining the namespaces",
-            38: "the console", 39: "mounting /sys/fs/cgroup", 40: "the overlay of a throwaway container",
-            41: "a new session keyring",
-        ]
-        let stage = stages[failure.stage.rawValue] ?? "stage \(failure.stage.rawValue)"
-        let reason = String(cString: strerror(failure.error_number))
-        let fix: String?
-        switch failure.stage.rawValue {
-        case COOP_RUN_EXEC.rawValue: fix = "check that the command exists in the container and is executable"
-        case COOP_RUN_SETNS.rawValue, COOP_RUN_SETID.rawValue:
-            fix = "check that the container still runs ('coop list') and that it is yours"
-        default: fix = "run 'coop check' to see what this host allows"
-        }
-        return CoopError(
-            .hostSetup, what, cause: "\(stage) failed: \(reason) (errno \(failure.error_number))", fix: fix)
     }
 }

@@ -3,20 +3,19 @@
 // namespaces, forks PID 1, keeps the console pty, copies console output to its stdout and waits.
 // It is plain C on purpose: one per running container, it must cost almost no memory.
 //
-// Usage: coop-supervisor PID_FD ERROR_FD GO_FD ROOTFS HOSTNAME FLAGS LOWER [CGROUP_MOUNT...] -- COMMAND...
-//   PID_FD    receives PID 1's pid as text, then is closed
-//   ERROR_FD  receives a failure as "stage errno\n", or nothing when PID 1 runs
-//   GO_FD     gives one byte once coop has placed this process in its cgroups (end of file: give up)
-//   FLAGS     letters: n = share the host's network, c = PID 1's stdio is the console, t = as c, and the
-//             supervisor's stdin (the user's terminal, in raw mode) is typed into the console
-//   LOWER     "-", or the image tree of a throwaway container (ROOTFS is then an empty folder)
-//   CGROUP_MOUNT  "DIR TYPE OPTIONS" lines for /sys/fs/cgroup inside (see coop_runtime.h)
-// The environment is PID 1's. The exit status is PID 1's, or 128 + the signal that ended it.
+// Usage: coop-supervisor REQUEST_FD REPLY_FD [LABEL]
+//   REQUEST_FD  gives one request (coop_protocol.h) once coop has placed this process in its cgroups;
+//               end of file instead: coop gave up
+//   REPLY_FD    receives one coop_start_reply: PID 1's pid, or the stage that failed, errno and the path
+//   LABEL       the container's rootfs, for ps; not read
+// Exit status: PID 1's, or 128 + the signal that ended it, once it ran; else the failed stage's
+// (docs/errors.md); 2 when not started by coop.
 #define _GNU_SOURCE
 #include "CCoopNamespace.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,8 +25,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 // The supervisor is linked statically, and the toolchain links the Swift runtime into every product; the
 // runtime would pull in glibc's dlopen, which a static program cannot use. Nothing here loads a library.
@@ -44,16 +41,6 @@ static void forward(int sig) {
     if (init_pid > 0) kill(init_pid, sig);
 }
 
-static void write_all(int fd, const char *data, size_t length) {
-    while (length > 0) {
-        ssize_t n = write(fd, data, length);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        data += n;
-        length -= (size_t)n;
-    }
-}
-
 // Copies what the container wrote to its console; returns 0 once the pty has nothing more to give now.
 static int drain(int console) {
     char buffer[4096];
@@ -61,29 +48,10 @@ static int drain(int console) {
     while ((n = read(console, buffer, sizeof buffer)) < 0 && errno == EINTR) {
     }
     if (n <= 0) return 0;
-    write_all(STDOUT_FILENO, buffer, (size_t)n);
+    // Output nobody takes any more (the log's disk is full, the reader is gone) is dropped: the console
+    // must keep draining, or PID 1 blocks on its next write.
+    (void)coop_write_full(STDOUT_FILENO, buffer, (size_t)n);
     return 1;
-}
-
-// Closes every descriptor from 3 up except the three given, with one close_range per gap.
-static void close_all_but(int a, int b, int c) {
-    int keep[3] = {a, b, c};
-    for (int i = 0; i < 3; i++) {
-        for (int j = i + 1; j < 3; j++) {
-            if (keep[j] < keep[i]) {
-                int t = keep[i];
-                keep[i] = keep[j];
-                keep[j] = t;
-            }
-        }
-    }
-    unsigned int from = 3;
-    for (int i = 0; i < 3; i++) {
-        if (keep[i] < (int)from) continue;
-        if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
-        from = (unsigned int)keep[i] + 1;
-    }
-    syscall(SYS_close_range, from, ~0U, 0);
 }
 
 static volatile sig_atomic_t window_changed = 1;
@@ -95,120 +63,200 @@ static void note_window_change(int sig) {
 
 static int status_of(int raw) { return WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw); }
 
-int main(int argc, char **argv) {
-    int separator = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) {
-            separator = i;
-            break;
-        }
-    }
-    if (separator < 8 || separator + 1 >= argc) {
-        fprintf(stderr, "coop-supervisor: started by coop only (see coop start)\n");
-        return 2;
-    }
-    int pid_fd = atoi(argv[1]);
-    int error_fd = atoi(argv[2]);
-    int go_fd = atoi(argv[3]);
-    const char *flags = argv[6];
-    // Nothing the caller left open may reach the container: only stdio and the three pipes stay.
-    close_all_but(pid_fd, error_fd, go_fd);
-    char go;
-    ssize_t got;
-    while ((got = read(go_fd, &go, 1)) < 0 && errno == EINTR) {
-    }
-    if (got != 1) return 1;
-    close(go_fd);
-    fcntl(pid_fd, F_SETFD, FD_CLOEXEC);
-    fcntl(error_fd, F_SETFD, FD_CLOEXEC);
-    argv[separator] = NULL;
+// A descriptor number given on the command line, above stdio; -1 when it is not one.
+static int descriptor_argument(const char *text) {
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 3 || value > INT_MAX) return -1;
+    return (int)value;
+}
 
-    // The console: a pty of the host's devpts whose other end becomes /dev/console inside.
+static void note(coop_failure *failure, int stage, const char *detail) {
+    coop_failure_note(failure, stage, errno, detail);
+}
+
+// Sends the reply; 0, or -1 when coop is not there to read it.
+static int answer(int fd, const coop_start_reply *reply) {
+    // A coop that is gone must give EPIPE, not end the supervisor before it has cleaned up. Only now,
+    // and for this write: PID 1, forked already, keeps the default.
+    struct sigaction ignore = {0}, previous;
+    ignore.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &ignore, &previous) < 0) return -1;
+    int written = coop_write_full(fd, reply, sizeof *reply);
+    int closed = coop_close(fd);
+    if (sigaction(SIGPIPE, &previous, NULL) < 0) return -1;
+    return written == 0 && closed == 0 ? 0 : -1;
+}
+
+// Answers with the failure in `reply` and returns the status to exit with.
+static int give_up(int reply_fd, const coop_start_reply *reply) {
+    // Nothing is left to tell when the answer cannot go: the status says the stage on its own.
+    (void)answer(reply_fd, reply);
+    return coop_failure_status(&reply->failure);
+}
+
+// The console: a pty of the host's devpts whose other end becomes /dev/console inside. `peer` holds that
+// other end too, which keeps the pty from hanging up while no process inside has it open.
+static int open_console(char path[64], int *peer, coop_failure *failure) {
     int console = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    char console_path[64] = "";
-    int console_peer = -1;
-    if (console >= 0 && unlockpt(console) == 0 && ptsname_r(console, console_path, sizeof console_path) == 0) {
-        fcntl(console, F_SETFL, O_NONBLOCK);
-        // Holding the other end too keeps the pty from hanging up while no process inside has it open.
-        console_peer = open(console_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (console < 0) {
+        note(failure, COOP_RUN_CONSOLE, "open /dev/ptmx");
+        return -1;
+    }
+    int error_number;
+    if (unlockpt(console) < 0) {
+        note(failure, COOP_RUN_CONSOLE, "unlockpt");
+    } else if ((error_number = ptsname_r(console, path, 64)) != 0) {
+        errno = error_number;
+        note(failure, COOP_RUN_CONSOLE, "ptsname_r");
+    } else if (fcntl(console, F_SETFL, O_NONBLOCK) < 0) {
+        note(failure, COOP_RUN_CONSOLE, "O_NONBLOCK on the console");
+    } else if ((*peer = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+        note(failure, COOP_RUN_CONSOLE, path);
     } else {
-        if (console >= 0) close(console);
-        console = -1;
-        console_path[0] = '\0';
+        return console;
     }
+    (void)coop_close(console);
+    return -1;
+}
 
-    coop_container_spec spec = {
-        .rootfs = argv[4],
-        .hostname = argv[5],
-        .argv = argv + separator + 1,
-        .envp = environ,
-        .share_network = strchr(flags, 'n') != NULL,
-        .console_path = console_path[0] ? console_path : NULL,
-        .console_stdio = (strchr(flags, 'c') != NULL || strchr(flags, 't') != NULL) && console_path[0],
-        .cgroup_mounts = (const char *const *)(argv + 8),
-        .overlay_lower = strcmp(argv[7], "-") == 0 ? NULL : argv[7],
-    };
-    coop_spawn_failure failure;
-    init_pid = coop_container_start(&spec, &failure);
-    if (init_pid < 0) {
-        char text[64];
-        int n = snprintf(text, sizeof text, "%d %d\n", (int)failure.stage, failure.error_number);
-        write_all(error_fd, text, (size_t)n);
-        return 1;
-    }
-    char text[32];
-    int n = snprintf(text, sizeof text, "%d\n", (int)init_pid);
-    write_all(pid_fd, text, (size_t)n);
-    close(pid_fd);
-    close(error_fd);
-
+// How the supervisor treats signals once PID 1 runs.
+static int take_signals(int typing, coop_failure *failure) {
     struct sigaction action = {0};
     action.sa_handler = forward;
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGHUP, &action, NULL);
+    if (sigaction(SIGTERM, &action, NULL) < 0 || sigaction(SIGHUP, &action, NULL) < 0) {
+        note(failure, COOP_RUN_SIGNALS, "sigaction SIGTERM, SIGHUP");
+        return -1;
+    }
     // Keys typed at a foreground container's terminal are for the container, not for its supervisor.
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    int typing = strchr(flags, 't') != NULL && console >= 0;
+    if (signal(SIGINT, SIG_IGN) == SIG_ERR || signal(SIGQUIT, SIG_IGN) == SIG_ERR) {
+        note(failure, COOP_RUN_SIGNALS, "ignore SIGINT, SIGQUIT");
+        return -1;
+    }
     if (typing) {
         struct sigaction resize = {0};
         resize.sa_handler = note_window_change;
-        sigaction(SIGWINCH, &resize, NULL);
+        if (sigaction(SIGWINCH, &resize, NULL) < 0) {
+            note(failure, COOP_RUN_SIGNALS, "sigaction SIGWINCH");
+            return -1;
+        }
     }
+    return 0;
+}
 
+// Copies the console to stdout (and the user's keys into it when `typing`) until PID 1 ends; returns
+// its wait status.
+static int supervise(int console, int typing) {
     int exited = (int)syscall(SYS_pidfd_open, init_pid, 0);
     int raw = 0;
-    if (console < 0 || exited < 0) {
+    if (exited < 0) {
+        // Without a pidfd (Linux before 5.3) there is nothing to wake the copy when PID 1 ends.
         while (waitpid(init_pid, &raw, 0) < 0 && errno == EINTR) {
         }
-    } else {
-        struct pollfd fds[3] = {{.fd = console, .events = POLLIN},
-                                {.fd = exited, .events = POLLIN},
-                                {.fd = typing ? STDIN_FILENO : -1, .events = POLLIN}};
-        for (;;) {
-            if (typing && window_changed) {
-                window_changed = 0;
-                struct winsize size;
-                if (ioctl(STDIN_FILENO, TIOCGWINSZ, &size) == 0) ioctl(console, TIOCSWINSZ, &size);
-            }
-            if (poll(fds, 3, -1) < 0) {
-                if (errno == EINTR) continue;
-                break;
-            }
-            if (fds[0].revents & POLLIN) drain(console);
-            if (fds[0].revents & (POLLHUP | POLLERR) && !(fds[0].revents & POLLIN)) fds[0].fd = -1;
-            // Keys typed at the user's terminal go to the console, until the end of input.
-            if (fds[2].revents & (POLLIN | POLLHUP | POLLERR) && coop_copy_once(STDIN_FILENO, console) < 0)
-                fds[2].fd = -1;
-            if (fds[1].revents & POLLIN) break;
-        }
-        while (waitpid(init_pid, &raw, 0) < 0 && errno == EINTR) {
-        }
-        while (drain(console)) {
-        }
+        return raw;
     }
-    if (console_peer >= 0) close(console_peer);
+    struct pollfd fds[3] = {{.fd = console, .events = POLLIN},
+                            {.fd = exited, .events = POLLIN},
+                            {.fd = typing ? STDIN_FILENO : -1, .events = POLLIN}};
+    for (;;) {
+        if (typing && window_changed) {
+            window_changed = 0;
+            struct winsize size;
+            // Best effort: the console keeps its size when the terminal tells none.
+            if (ioctl(STDIN_FILENO, TIOCGWINSZ, &size) == 0) (void)ioctl(console, TIOCSWINSZ, &size);
+        }
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (fds[0].revents & POLLIN) drain(console);
+        if (fds[0].revents & (POLLHUP | POLLERR) && !(fds[0].revents & POLLIN)) fds[0].fd = -1;
+        // Keys typed at the user's terminal go to the console, until the end of input.
+        if (fds[2].revents & (POLLIN | POLLHUP | POLLERR) && coop_copy_once(STDIN_FILENO, console) < 0)
+            fds[2].fd = -1;
+        if (fds[1].revents & POLLIN) break;
+    }
+    while (waitpid(init_pid, &raw, 0) < 0 && errno == EINTR) {
+    }
+    while (drain(console)) {
+    }
+    (void)coop_close(exited);
+    return raw;
+}
+
+// Ends PID 1 when the supervisor cannot go on with it.
+static void end_pid1(void) {
+    kill(init_pid, SIGKILL);
+    while (waitpid(init_pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+int main(int argc, char **argv) {
+    int request_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[1]) : -1;
+    int reply_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[2]) : -1;
+    if (request_fd < 0 || reply_fd < 0 || request_fd == reply_fd) {
+        fprintf(stderr, "coop-supervisor: started by coop only (see coop start)\n");
+        return 2;
+    }
+    coop_start_reply reply;
+    memset(&reply, 0, sizeof reply);
+    coop_failure *failure = &reply.failure;
+    // Nothing the caller left open may reach the container: only stdio and the two pipes stay.
+    const int keep[] = {request_fd, reply_fd};
+    if (coop_close_descriptors(3, keep, 2, 0) < 0) {
+        note(failure, COOP_RUN_DESCRIPTORS, "close_range from 3");
+        return give_up(reply_fd, &reply);
+    }
+    if (fcntl(request_fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(reply_fd, F_SETFD, FD_CLOEXEC) < 0) {
+        note(failure, COOP_RUN_DESCRIPTORS, "FD_CLOEXEC on the pipes to coop");
+        return give_up(reply_fd, &reply);
+    }
+    coop_request request;
+    int taken = coop_request_read(request_fd, &request, failure);
+    if (coop_close(request_fd) < 0 && taken == 0) {
+        note(failure, COOP_RUN_DESCRIPTORS, "close the request pipe");
+        taken = -1;
+    }
+    if (taken < 0) return give_up(reply_fd, &reply);
+
+    char console_path[64] = "";
+    int console_peer = -1;
+    int console = open_console(console_path, &console_peer, failure);
+    if (console < 0) return give_up(reply_fd, &reply);
+    int typing = (request.flags & COOP_REQUEST_CONSOLE_INPUT) != 0;
+    coop_container_spec spec = {
+        .rootfs = request.rootfs,
+        .hostname = request.hostname,
+        .argv = request.argv,
+        .envp = request.envp,
+        .share_network = (request.flags & COOP_REQUEST_SHARE_NETWORK) != 0,
+        .console_path = console_path,
+        .console_stdio = (request.flags & (COOP_REQUEST_CONSOLE_STDIO | COOP_REQUEST_CONSOLE_INPUT)) != 0,
+        .cgroup_mounts = request.cgroup_mounts,
+        .cgroup_count = request.cgroup_count,
+        .overlay_lower = request.overlay_lower,
+    };
+    init_pid = coop_container_start(&spec, failure);
+    if (init_pid < 0) return give_up(reply_fd, &reply);
+    if (take_signals(typing, failure) < 0) {
+        end_pid1();
+        return give_up(reply_fd, &reply);
+    }
+    reply.pid = init_pid;
+    if (answer(reply_fd, &reply) < 0) {
+        // No one will know this container: it must not run on unseen.
+        note(failure, COOP_RUN_REPORT, "reply to coop");
+        end_pid1();
+        coop_cgroup_prune(request.cgroup_mounts, request.cgroup_count);
+        return coop_failure_status(failure);
+    }
+
+    int raw = supervise(console, typing);
+    // The supervisor is on its way out: closing its own pty ends has no one to tell.
+    (void)coop_close(console_peer);
+    (void)coop_close(console);
     // Cgroups made inside (systemd makes many) belong to the container's root: only we can remove them.
-    coop_cgroup_prune(spec.cgroup_mounts);
+    coop_cgroup_prune(request.cgroup_mounts, request.cgroup_count);
     return status_of(raw);
 }

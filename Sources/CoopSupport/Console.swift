@@ -12,6 +12,12 @@ public enum Console {
     public static func warning(_ line: String) {
         status("warning: " + escaped(line, keepNewlines: true))
     }
+
+    /// An error shown where coop goes on (a command in a container that cannot run), as `coop` shows one
+    /// it ends with.
+    public static func error(_ error: CoopError) {
+        status("error: " + escaped("\(error)", keepNewlines: true))
+    }
 }
 
 /// A one-line progress bar on a terminal; nothing otherwise (the status lines tell the steps).

@@ -25,12 +25,15 @@ public struct CoopError: Error, CustomStringConvertible, Sendable, Codable {
     public var cause: String
     /// What the user can do.
     public var fix: String?
+    /// errno as the failing call left it, when a system call failed.
+    public var errnoValue: Int32?
 
-    public init(_ code: Code, _ what: String, cause: String, fix: String? = nil) {
+    public init(_ code: Code, _ what: String, cause: String, fix: String? = nil, errnoValue: Int32? = nil) {
         self.code = code
         self.what = what
         self.cause = cause
         self.fix = fix
+        self.errnoValue = errnoValue
     }
 
     public var description: String {
@@ -43,7 +46,7 @@ public struct CoopError: Error, CustomStringConvertible, Sendable, Codable {
     public static func system(
         _ what: String, errno code: Int32 = errno, fix: String? = nil, kind: Code = .io
     ) -> CoopError {
-        CoopError(kind, what, cause: String(cString: strerror(code)) + " (errno \(code))", fix: fix)
+        CoopError(kind, what, cause: String(cString: strerror(code)) + " (errno \(code))", fix: fix, errnoValue: code)
     }
 }
 

@@ -63,7 +63,8 @@ public final class SpawnedProcess: @unchecked Sendable {
             return CoopError(.internal, "start of \(command)", cause: "exec failed: \(reason)")
         default:
             return CoopError(
-                .internal, "start of \(command)", cause: "stage \(failure.stage.rawValue) failed: \(reason)")
+                .internal, "start of \(command)",
+                cause: "\(String(cString: coop_stage_name(Int32(failure.stage.rawValue)))) failed: \(reason)")
         }
     }
 

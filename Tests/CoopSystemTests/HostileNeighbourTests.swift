@@ -274,7 +274,7 @@ struct HostileNeighbourTests {
     }
 
     @Test(
-        "Symbolic links planted where the runtime mounts (/dev, /proc, /sys) are refused, not followed",
+        "Symbolic links planted where the runtime mounts (/dev, /proc, /sys) are refused, not followed, and named",
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func plantedLinksAreRefused() throws {
         let sandbox = try userSandbox()
@@ -291,6 +291,8 @@ struct HostileNeighbourTests {
             let start = try sandbox.run("start", "sl", "--foreground", "--", "/bin/true")
             #expect(start.status == 8, "\(name): \(start)")
             #expect(start.stderr.contains("symbolic links"), "\(name): \(start)")
+            // The message names the stage and the path that was refused.
+            #expect(start.stderr.contains("mount of /\(name) failed: openat2 \(folder.path) "), "\(name): \(start)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).isEmpty)
             #expect(unlink(folder.path) == 0)
             #expect(rename(saved.path, folder.path) == 0)

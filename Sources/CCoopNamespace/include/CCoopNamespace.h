@@ -1,2 +1,3 @@
 #include "coop_namespace.h"
 #include "coop_runtime.h"
+#include "coop_protocol.h"

@@ -16,6 +16,8 @@ typedef enum {
     COOP_STAGE_SETID,
     COOP_STAGE_EXEC,
     COOP_STAGE_CGROUP,
+    COOP_STAGE_SESSION,
+    COOP_STAGE_SIGNALS,
 } coop_stage;
 
 typedef struct {
@@ -49,6 +51,21 @@ int coop_wait_for_exit(pid_t pid, int timeout_ms);
 
 /// pipe2(O_CLOEXEC), which Swift's Glibc module does not expose.
 int coop_pipe_cloexec(int fds[2]);
+
+/// Writes all `size` bytes (EINTR retried). Returns 0, or -1 with errno (EPIPE and the like).
+int coop_write_full(int fd, const void *data, size_t size);
+
+/// Reads until `size` bytes or end of file (EINTR retried). Returns the count read, or -1 with errno.
+ssize_t coop_read_full(int fd, void *data, size_t size);
+
+/// close(2), where EINTR counts as closed (Linux releases the descriptor before it returns EINTR).
+int coop_close(int fd);
+
+/// Closes every descriptor from `first` up except the `keep_count` in `keep`, or with `cloexec` marks them
+/// close-on-exec instead: close_range(2), or where the kernel lacks it (ENOSYS, or EINVAL for the cloexec
+/// flag before Linux 5.11) one by one as /proc/self/fd lists them, up to the descriptor limit without /proc.
+/// Async-signal-safe. Returns 0, or -1 with errno.
+int coop_close_descriptors(int first, const int keep[], int keep_count, int cloexec);
 
 /// setxattr(2) and getxattr(2), which Swift's Glibc module does not bring.
 int coop_setxattr(const char *path, const char *name, const void *value, size_t size);

@@ -1,10 +1,13 @@
 #ifndef COOP_RUNTIME_H
 #define COOP_RUNTIME_H
 
+#include <stdint.h>
 #include <sys/types.h>
 #include "coop_namespace.h"
 
-/// Stages of a container start, reported with errno when one fails.
+/// Stages of a container start, exec and attach. A process of the runtime that fails at one (the
+/// supervisor, `coop __exec`, `coop __attach`) exits with its value as status (docs/errors.md), except
+/// COOP_RUN_EXEC, which exits as a shell does: 127 when the command was not found, else 126.
 typedef enum {
     COOP_RUN_NONE = 0,
     COOP_RUN_UNSHARE = 20,
@@ -29,7 +32,54 @@ typedef enum {
     COOP_RUN_CGROUP,
     COOP_RUN_OVERLAY,
     COOP_RUN_KEYRING,
+    COOP_RUN_DESCRIPTORS,
+    COOP_RUN_REQUEST,
+    COOP_RUN_SIGNALS,
+    COOP_RUN_REPORT,
+    COOP_RUN_JOIN_CGROUPS,
 } coop_run_stage;
+
+/// Room for the call and what it acted on in a failure report; a longer text is cut.
+#define COOP_FAILURE_DETAIL_SIZE 1024
+
+/// A failure of the runtime, as the process that failed reports it to coop.
+typedef struct {
+    /// A coop_run_stage (COOP_RUN_NONE: nothing failed).
+    int32_t stage;
+    /// errno at the failing call (0 when there was none).
+    int32_t error_number;
+    /// The call and the path or device it acted on: "mount devpts on /…/rootfs/dev/pts".
+    char detail[COOP_FAILURE_DETAIL_SIZE];
+} coop_failure;
+
+/// What a stage does, for messages: "mount of /dev/pts". Also names the stages of coop_spawn.
+const char *coop_stage_name(int stage);
+
+/// The exit status of a runtime process that failed as `failure` says (0 when nothing failed).
+int coop_failure_status(const coop_failure *failure);
+
+/// Fills `failure` in: `stage`, `error_number` and `detail` (cut to fit).
+void coop_failure_note(coop_failure *failure, int stage, int error_number, const char *detail);
+
+/// How a cgroup hierarchy appears below the container's /sys/fs/cgroup.
+typedef enum {
+    /// A v1 hierarchy, mounted with its options (its controllers, or name=…).
+    COOP_CGROUP_V1 = 1,
+    /// The unified hierarchy.
+    COOP_CGROUP_V2,
+    /// A symbolic link to another entry, as the host has for co-mounted controllers (cpu -> cpu,cpuacct).
+    COOP_CGROUP_LINK,
+} coop_cgroup_kind;
+
+typedef struct {
+    coop_cgroup_kind kind;
+    /// The entry's name below /sys/fs/cgroup, one component; "." is /sys/fs/cgroup itself (v2 only).
+    const char *folder;
+    /// V1: the mount options (NULL: none). Link: its target.
+    const char *options;
+    /// The container's cgroup on the host, removed below when the container ends (NULL: none).
+    const char *host_folder;
+} coop_cgroup_mount;
 
 typedef struct {
     /// Absolute path of the rootfs.
@@ -44,11 +94,10 @@ typedef struct {
     const char *console_path;
     /// PID 1 gets the console as its controlling terminal and stdio (else it keeps the caller's).
     int console_stdio;
-    /// NULL-terminated lines "DIR TYPE OPTIONS HOSTDIR" for /sys/fs/cgroup inside: TYPE cgroup or cgroup2
-    /// mounts that hierarchy (OPTIONS its controllers, or "-") at /sys/fs/cgroup/DIR ("." for the top);
-    /// TYPE link makes DIR a symlink to OPTIONS. HOSTDIR is the container's cgroup on the host, or "-".
-    /// NULL or empty: /sys/fs/cgroup stays as sysfs has it.
-    const char *const *cgroup_mounts;
+    /// The entries of /sys/fs/cgroup inside, on a read-only tmpfs (or the unified hierarchy itself when
+    /// its folder is "."). None: /sys/fs/cgroup stays as sysfs has it.
+    const coop_cgroup_mount *cgroup_mounts;
+    size_t cgroup_count;
     /// A throwaway container: `rootfs` is an empty folder that gets a tmpfs, and the root is an overlay of
     /// this (read-only, shared) image tree below a fresh upper layer on it. NULL: `rootfs` is the root.
     const char *overlay_lower;
@@ -58,17 +107,17 @@ typedef struct {
 /// other namespaces, then forks PID 1, which sets up its mounts, pivots into the rootfs, confines itself
 /// and execs `argv`. Returns PID 1's pid as the caller sees it (the caller stays outside and supervises),
 /// or -1 with `failure` naming the stage.
-pid_t coop_container_start(const coop_container_spec *spec, coop_spawn_failure *failure);
+pid_t coop_container_start(const coop_container_spec *spec, coop_failure *failure);
 
-/// Removes the cgroups made below each HOSTDIR of `cgroup_mounts` (deepest first), once PID 1 is gone.
-void coop_cgroup_prune(const char *const *cgroup_mounts);
+/// Removes the cgroups made below each host folder of `mounts` (deepest first), once PID 1 is gone.
+void coop_cgroup_prune(const coop_cgroup_mount *mounts, size_t count);
 
 /// Called in a fresh single-threaded process: enters the container whose PID 1 is `init_pid` as its root
 /// (its cgroups by the `cgroup.procs` files in `cgroup_procs`, NULL-terminated or NULL, then its
 /// namespaces), forks, and execs `argv` inside it in a session of its own with the container's
 /// confinement. Returns the child's pid, or -1 with `failure` filled in.
 pid_t coop_container_exec(pid_t init_pid, char *const cgroup_procs[], char *const argv[], char *const envp[],
-                          coop_spawn_failure *failure);
+                          coop_failure *failure);
 
 /// Called in a fresh single-threaded process: joins the container of `init_pid` as its root, opens a pty
 /// there, starts `command` (NULL: root's login shell) on it (session leader, controlling terminal, `rows`
@@ -76,7 +125,7 @@ pid_t coop_container_exec(pid_t init_pid, char *const cgroup_procs[], char *cons
 /// filled in).
 pid_t coop_container_attach(pid_t init_pid, char *const cgroup_procs[], int socket_fd, unsigned short rows,
                             unsigned short columns, char *const command[], char *const envp[],
-                            coop_spawn_failure *failure);
+                            coop_failure *failure);
 
 /// Receives a file descriptor sent with SCM_RIGHTS; -1 when none came.
 int coop_receive_fd(int socket_fd);
