@@ -6,6 +6,7 @@
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -198,14 +199,27 @@ static pid_t start_map_helper(char *const helper_argv[], pid_t pid) {
     for (int i = 1; i < n; i++) argv[i + 1] = helper_argv[i];
     argv[n + 1] = NULL;
 
-    pid_t helper = fork();
-    if (helper == 0) {
-        execvp(argv[0], argv);
-        _exit(127);
+    // posix_spawn, not fork: it borrows the caller's memory until the exec (vfork), where a fork of coop
+    // would copy the page tables of a large process twice per start. The helper starts with no signal
+    // blocked or ignored, as after a fresh login.
+    posix_spawnattr_t attributes;
+    pid_t helper = -1;
+    int error = posix_spawnattr_init(&attributes);
+    if (error == 0) {
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        error = posix_spawnattr_setsigmask(&attributes, &none);
+        if (error == 0) error = posix_spawnattr_setsigdefault(&attributes, &all);
+        if (error == 0) error = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        if (error == 0) error = posix_spawnp(&helper, argv[0], NULL, &attributes, argv, environ);
+        posix_spawnattr_destroy(&attributes);
     }
-    int saved = errno;
     free(argv);
-    errno = saved;
+    if (error != 0) {
+        errno = error;
+        return -1;
+    }
     return helper;
 }
 

@@ -49,7 +49,7 @@ public struct LXCConfig: Sendable, Equatable {
     }
 
     static func line(_ text: String) -> Line {
-        let line = text.trimmingCharacters(in: .whitespaces)
+        let line = text.trimmed
         if line.isEmpty { return .blank }
         if line.hasPrefix("#") {
             let comment = line.dropFirst()
@@ -58,8 +58,8 @@ public struct LXCConfig: Sendable, Equatable {
         guard let equals = line.firstIndex(of: "=") else { return .other(line) }
         return .entry(
             Entry(
-                key: line[..<equals].trimmingCharacters(in: .whitespaces),
-                value: line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)))
+                key: line[..<equals].trimmed,
+                value: line[line.index(after: equals)...].trimmed))
     }
 
     /// The `key = value` lines, in order.
@@ -150,7 +150,7 @@ public struct LXCConfig: Sendable, Equatable {
     /// A value its line holds as it is: no control character, no space or tab at either end (the reader
     /// trims them).
     public static func isValue(_ value: String) -> Bool {
-        !hasControlCharacters(value) && value.trimmingCharacters(in: .whitespaces) == value
+        !hasControlCharacters(value) && value.trimmed == value
     }
 
     /// C0 and C1 control characters and DEL: a newline ends the line, the others reach terminals.

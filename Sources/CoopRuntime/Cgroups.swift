@@ -342,11 +342,11 @@ public struct ContainerCgroups: Sendable {
         for file in ["cpuset.cpus", "cpuset.mems"] {
             let own = path + "/" + file
             guard let current = try? String(contentsOfFile: own, encoding: .utf8) else { continue }
-            if current.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+            if current.trimmed.isEmpty,
                 let parent = try? String(
                     contentsOfFile: (path as NSString).deletingLastPathComponent + "/" + file, encoding: .utf8)
             {
-                try? FileSystem.writeControlFile(parent.trimmingCharacters(in: .whitespacesAndNewlines), to: own)
+                try? FileSystem.writeControlFile(parent.trimmed, to: own)
             }
         }
     }

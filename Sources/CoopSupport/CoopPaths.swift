@@ -61,14 +61,14 @@ public struct CoopPaths: Sendable {
 
     /// The containers folder alone: all that start, stop, exec and attach need, without looking for the
     /// checkout and the data folder.
-    public static func containersDirectory(
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) -> URL {
-        if let explicit = environment["COOP_CONTAINERS"] { return URL(fileURLWithPath: explicit) }
+    /// Without `environment`, the variables are read one by one rather than as a whole dictionary.
+    public static func containersDirectory(environment: [String: String]? = nil) -> URL {
+        let variable = { (name: String) in environment.map { $0[name] } ?? getenv(name).map { String(cString: $0) } }
+        if let explicit = variable("COOP_CONTAINERS") { return URL(fileURLWithPath: explicit) }
         if getuid() == 0 { return URL(fileURLWithPath: "/var/lib/coop/containers") }
-        let home = URL(fileURLWithPath: environment["HOME"] ?? NSHomeDirectory())
+        let home = URL(fileURLWithPath: variable("HOME") ?? NSHomeDirectory())
         let base =
-            environment["XDG_DATA_HOME"].map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent(".local/share")
+            variable("XDG_DATA_HOME").map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent(".local/share")
         return base.appendingPathComponent("coop/containers")
     }
 
