@@ -40,7 +40,9 @@ public struct BuildFloor: Sendable {
         let data: Data
         do { data = try Data(contentsOf: file) } catch {
             if !FileSystem.exists(file) { return Record(remote: remote, builds: [:]) }
-            throw CoopError(.io, "record of verified builds \(file.path)", cause: "cannot be read: \(error)")
+            throw CoopError(
+                .io, "record of verified builds \(file.path)", cause: "cannot be read: \(error)",
+                wrapping: error)
         }
         guard let record = try? JSONDecoder().decode(Record.self, from: data), record.format == 1,
             record.builds.values.allSatisfy(IndexField.isBuild)

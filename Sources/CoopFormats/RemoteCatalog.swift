@@ -46,7 +46,9 @@ public struct RemoteCatalog: Sendable {
     static func parseLines(file: URL) throws -> (remotes: [Remote], problems: [(name: String?, error: CoopError)]) {
         let text: String
         do { text = try String(contentsOf: file, encoding: .utf8) } catch {
-            throw CoopError(.io, "remote list \(file.path)", cause: "cannot be read: \(error.localizedDescription)")
+            throw CoopError(
+                .io, "remote list \(file.path)", cause: "cannot be read: \(error.localizedDescription)",
+                wrapping: error)
         }
         return parseLines(text: text, source: file.path, relativeTo: file.deletingLastPathComponent())
     }

@@ -13,7 +13,9 @@ public enum Simplestreams {
     public static func productsPath(fromIndex data: Data, source: String, remote: String = "?") throws -> String {
         let index: Index
         do { index = try JSONDecoder().decode(Index.self, from: data) } catch {
-            throw CoopError(.verification, "simplestreams index \(source)", cause: "not valid JSON: \(error)")
+            throw CoopError(
+                .verification, "simplestreams index \(source)", cause: "not valid JSON: \(error)",
+                wrapping: error)
         }
         guard let entry = index.imageDownloads else {
             throw CoopError(.verification, "simplestreams index \(source)", cause: "lists no image-downloads products")
@@ -29,7 +31,9 @@ public enum Simplestreams {
     public static func parseProducts(_ data: Data, source: String, remote: String = "?") throws -> [ImageBuild] {
         let products: Products
         do { products = try JSONDecoder().decode(Products.self, from: data) } catch {
-            throw CoopError(.verification, "simplestreams products \(source)", cause: "not valid JSON: \(error)")
+            throw CoopError(
+                .verification, "simplestreams products \(source)", cause: "not valid JSON: \(error)",
+                wrapping: error)
         }
         do { return try products.builds() } catch { throw IndexField.refusal(remote: remote, source: source, error) }
     }

@@ -86,7 +86,8 @@ public struct Publisher {
                     do { try FileManager.default.copyItem(at: from, to: to) } catch {
                         throw CoopError(
                             .io, "copy of \(name) into \(tree.path)", cause: error.localizedDescription,
-                            fix: "free some disk space where the tree lives; the published tree was left as it was")
+                            fix: "free some disk space where the tree lives; the published tree was left as it was",
+                            wrapping: error)
                     }
                 }
                 let digest = try SHA256Hasher.hash(files: [to])

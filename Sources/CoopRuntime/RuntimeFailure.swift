@@ -47,7 +47,8 @@ struct RuntimeFailure {
         let name = String(cString: coop_stage_name(stage))
         var cause = "\(name) failed: \(detail)"
         if errnoValue != 0 { cause += ": \(String(cString: strerror(errnoValue))) (errno \(errnoValue))" }
-        return CoopError(.hostSetup, what, cause: cause, fix: fix, errnoValue: errnoValue != 0 ? errnoValue : nil)
+        return CoopError(
+            .hostSetup, what, cause: cause, fix: fix, underlying: errnoValue != 0 ? .errno(errnoValue) : nil)
     }
 
     var fix: String {

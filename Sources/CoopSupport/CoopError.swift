@@ -25,15 +25,39 @@ public struct CoopError: Error, CustomStringConvertible, Sendable, Codable {
     public var cause: String
     /// What the user can do.
     public var fix: String?
-    /// errno as the failing call left it, when a system call failed.
-    public var errnoValue: Int32?
+    /// What failed underneath, captured at the failing call: errno, or another library's error.
+    public var underlying: Underlying?
 
-    public init(_ code: Code, _ what: String, cause: String, fix: String? = nil, errnoValue: Int32? = nil) {
+    /// The error below a `CoopError`, kept for callers and tests that act on it (the message has its text).
+    public enum Underlying: Sendable, Codable, Equatable {
+        /// errno as the failing system call left it.
+        case errno(Int32)
+        /// An error of Foundation or of another library: its type and how it described itself.
+        case error(type: String, description: String)
+    }
+
+    /// errno as the failing call left it, when a system call failed.
+    public var errnoValue: Int32? {
+        if case .errno(let value) = underlying { return value }
+        return nil
+    }
+
+    public init(_ code: Code, _ what: String, cause: String, fix: String? = nil, underlying: Underlying? = nil) {
         self.code = code
         self.what = what
         self.cause = cause
         self.fix = fix
-        self.errnoValue = errnoValue
+        self.underlying = underlying
+    }
+
+    /// An error that wraps `error`, caught at the failing call: a POSIX error keeps its errno.
+    public init(_ code: Code, _ what: String, cause: String, fix: String? = nil, wrapping error: any Error) {
+        let bridged = error as NSError
+        let underlying: Underlying =
+            bridged.domain == NSPOSIXErrorDomain
+            ? .errno(Int32(bridged.code))
+            : .error(type: String(reflecting: Swift.type(of: error)), description: String(describing: error))
+        self.init(code, what, cause: cause, fix: fix, underlying: underlying)
     }
 
     public var description: String {
@@ -46,7 +70,8 @@ public struct CoopError: Error, CustomStringConvertible, Sendable, Codable {
     public static func system(
         _ what: String, errno code: Int32 = errno, fix: String? = nil, kind: Code = .io
     ) -> CoopError {
-        CoopError(kind, what, cause: String(cString: strerror(code)) + " (errno \(code))", fix: fix, errnoValue: code)
+        CoopError(
+            kind, what, cause: String(cString: strerror(code)) + " (errno \(code))", fix: fix, underlying: .errno(code))
     }
 }
 

@@ -56,7 +56,7 @@ public enum FileSystem {
         } catch {
             throw CoopError(
                 .io, "folder \(url.path)", cause: "cannot be created: \(error.localizedDescription)",
-                fix: "check the permissions of its parent folders")
+                fix: "check the permissions of its parent folders", wrapping: error)
         }
     }
 
