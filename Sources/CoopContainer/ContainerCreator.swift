@@ -148,17 +148,9 @@ final class DecodingSink: ByteSink {
     }
 
     func consume(file: URL) throws {
-        let fd = open(file.path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw CoopError.system("read \(file.path)") }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 { throw CoopError.system("read \(file.path)") }
-            if count == 0 { return }
-            try buffer.withUnsafeBytes { try consume(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-        }
+        let file = try FileDescriptor.open(file.path, O_RDONLY)
+        defer { file.close() }
+        try file.forEachBlock { try consume($0) }
     }
 
     /// Ends the stream and waits for the unpack's verdict: an image the unpack refused fails here, before

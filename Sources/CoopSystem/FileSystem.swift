@@ -68,7 +68,6 @@ public enum FileSystem {
 }
 
 extension FileSystem {
-    /// Writes every byte, retrying on EINTR; an ENOSPC failure says how to get space.
     /// Writes `text` to a kernel control file (cgroup, /proc) in one write(2), as the kernel expects.
     /// On failure errno tells the kernel's reason.
     public static func writeControlFile(_ text: String, to path: String) throws {
@@ -81,16 +80,9 @@ extension FileSystem {
         guard written == bytes.count else { throw CoopError.system("control file \(path)", errno: saved) }
     }
 
+    /// Writes every byte, retrying on EINTR; an ENOSPC failure says how to get space.
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let count = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw CoopError.system(what(), fix: errno == ENOSPC ? "free some disk space and try again" : nil)
-            }
-            offset += count
-        }
+        try FileDescriptor(raw: fd, what: what()).writeAll(bytes)
     }
 
     /// Visible subfolders of `url`, sorted by name.
