@@ -223,6 +223,21 @@ static pid_t start_map_helper(char *const helper_argv[], pid_t pid) {
     return helper;
 }
 
+// One start_map_helper call, run on a thread of its own.
+struct helper_start {
+    char *const *argv;
+    pid_t pid;
+    pid_t helper;
+    int error;
+};
+
+static void *start_helper_thread(void *argument) {
+    struct helper_start *start = argument;
+    start->helper = start_map_helper(start->argv, start->pid);
+    start->error = start->helper < 0 ? errno : 0;
+    return NULL;
+}
+
 // The wait status of a helper from start_map_helper (0 for a map root wrote), or -1.
 static int finish_map_helper(pid_t helper) {
     if (helper <= 0) return helper;
@@ -254,10 +269,20 @@ static void place_and_map(pid_t pid, char *const uidmap_argv[], char *const gidm
             return;
         }
     }
+    // posix_spawn returns once its child has exec'd, and the exec of a setuid helper takes most of a
+    // millisecond: newgidmap is started from a thread of its own, so that both helpers start at once.
+    struct helper_start gid_start = {.argv = gidmap_argv, .pid = pid, .helper = -1, .error = 0};
+    pthread_t thread;
+    int threaded = pthread_create(&thread, NULL, start_helper_thread, &gid_start) == 0;
     pid_t uid_helper = start_map_helper(uidmap_argv, pid);
     int uid_errno = errno;
-    pid_t gid_helper = start_map_helper(gidmap_argv, pid);
-    int gid_errno = errno;
+    if (threaded) {
+        pthread_join(thread, NULL);
+    } else {
+        start_helper_thread(&gid_start);
+    }
+    pid_t gid_helper = gid_start.helper;
+    int gid_errno = gid_start.error;
     int uid_status = finish_map_helper(uid_helper);
     if (uid_status < 0 && uid_helper > 0) uid_errno = errno;
     int gid_status = finish_map_helper(gid_helper);
