@@ -91,8 +91,8 @@ let package = Package(
         .testTarget(
             name: "CoopUnitTests",
             dependencies: [
-                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopStore", "CoopContainer", "CoopBuild",
-                "CoopPublish",
+                "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopStore", "CoopContainer", "CoopRuntime",
+                "CoopBuild", "CoopPublish",
             ],
             swiftSettings: strict
         ),
