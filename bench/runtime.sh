@@ -26,7 +26,7 @@
 #             Tests/Fixtures/lxc-user-setup.sh and `coop setup-host --user USER` are run for it)
 # Environment:
 #   COOP_BIN     coop binary to time (default: .build/release/coop of this checkout)
-#   RUNS         timed runs of case 1 (default 30), after WARMUP runs (default 3)
+#   RUNS         timed runs of case 1 (default 100), after WARMUP runs (default 3)
 #   BOOT_RUNS    timed runs of cases 2 and 3 (default 5), after one warmup run
 #   SUPERVISORS  busybox containers of case 4 (default 5)
 #   SETTLE       seconds to wait at the end of each --prepare of cases 2 and 3 (default 1)
@@ -149,7 +149,7 @@ script=$(realpath -e "$0")
 repo=$(dirname "$(dirname "$script")")
 fixtures=$(realpath -e "$1")
 user=$2
-runs=${RUNS:-30}
+runs=${RUNS:-100}
 warmup=${WARMUP:-3}
 boot_runs=${BOOT_RUNS:-5}
 supervisors=${SUPERVISORS:-5}
@@ -439,7 +439,11 @@ bench() {
     fi
 }
 
-# Case 1. NS: crun's hybrid cgroup refusal (see the top of this file), the same for every command.
+# Case 1. The two rootfs just made (some 300 MB) are written back first: their writeback would otherwise
+# land on whichever case runs first. NS: crun's hybrid cgroup refusal (see the top of this file), the same
+# for every command.
+sync
+sleep "$settle"
 NS=()
 if [ "$hide_unified" = true ]; then
     # shellcheck disable=SC2016 # expanded by the inner sh
