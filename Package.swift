@@ -16,13 +16,14 @@ let package = Package(
     targets: [
         // C libraries, each wrapped in its own module with typed shims for variadic calls and macros.
         // libcurl is loaded when a download starts (dlopen), not at every start of coop.
-        .target(name: "CCurl"),
+        .target(name: "CCurl", dependencies: ["CLibraryLoader"]),
         // libarchive too is loaded on first use.
         .target(name: "CArchive"),
         // So are gpgme, liblzma and libcrypto: `coop start` never needs them. Their -dev packages give the headers.
-        .target(name: "CGPGME"),
-        .target(name: "CLZMA"),
-        .target(name: "CLibcrypto"),
+        .target(name: "CLibraryLoader"),
+        .target(name: "CGPGME", dependencies: ["CLibraryLoader"]),
+        .target(name: "CLZMA", dependencies: ["CLibraryLoader"]),
+        .target(name: "CLibcrypto", dependencies: ["CLibraryLoader"]),
         // Our own C: namespace entry, which must not run Swift between fork and exec.
         .target(name: "CCoopNamespace"),
         // The process beside each running container, in C so that it costs almost no memory.

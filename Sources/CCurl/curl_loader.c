@@ -1,6 +1,6 @@
 #include "CCurl.h"
 
-#include <dlfcn.h>
+#include "coop_library.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,42 +16,26 @@ static struct {
     curl_version_info_data *(*version_info)(CURLversion);
 } curl;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static char load_error[512];
+COOP_LIBRARY(curl_symbols, "libcurl.so.4",
+    {"curl_global_init", (void **)&curl.global_init},
+    {"curl_easy_init", (void **)&curl.easy_init},
+    {"curl_easy_cleanup", (void **)&curl.easy_cleanup},
+    {"curl_easy_perform", (void **)&curl.easy_perform},
+    {"curl_easy_strerror", (void **)&curl.easy_strerror},
+    {"curl_easy_setopt", (void **)&curl.easy_setopt},
+    {"curl_easy_getinfo", (void **)&curl.easy_getinfo},
+    {"curl_version_info", (void **)&curl.version_info})
 
-static void load(void) {
-    void *library = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (library == NULL) {
-        snprintf(load_error, sizeof load_error, "%s", dlerror());
-        return;
-    }
-    struct {
-        const char *name;
-        void **slot;
-    } symbols[] = {
-        {"curl_global_init", (void **)&curl.global_init},     {"curl_easy_init", (void **)&curl.easy_init},
-        {"curl_easy_cleanup", (void **)&curl.easy_cleanup},   {"curl_easy_perform", (void **)&curl.easy_perform},
-        {"curl_easy_strerror", (void **)&curl.easy_strerror}, {"curl_easy_setopt", (void **)&curl.easy_setopt},
-        {"curl_easy_getinfo", (void **)&curl.easy_getinfo},   {"curl_version_info", (void **)&curl.version_info},
-    };
-    for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
-        *symbols[i].slot = dlsym(library, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            snprintf(load_error, sizeof load_error, "libcurl.so.4 has no %s", symbols[i].name);
-            curl.easy_init = NULL;
-            return;
-        }
-    }
-    if (curl.global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
-        snprintf(load_error, sizeof load_error, "curl_global_init failed");
-        curl.easy_init = NULL;
-    }
-}
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int initialized;
+
+static void global_init(void) { initialized = ready() && curl.global_init(CURL_GLOBAL_ALL) == CURLE_OK; }
 
 int coop_curl_load(char *error, size_t size) {
-    pthread_once(&once, load);
-    if (curl.easy_init != NULL) return 0;
-    snprintf(error, size, "%s", load_error);
+    if (coop_curl_symbols_load(error, size) != 0) return -1;
+    pthread_once(&global_once, global_init);
+    if (initialized) return 0;
+    snprintf(error, size, "curl_global_init failed");
     return -1;
 }
 

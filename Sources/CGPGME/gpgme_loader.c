@@ -1,4 +1,4 @@
-#include <dlfcn.h>
+#include "coop_library.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -45,70 +45,36 @@ static struct {
     __typeof__(gpgme_op_keylist_end) *op_keylist_end;
 } gpgme;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int loaded;
-static char load_error[512];
-
-static void load(void) {
-    void *library = dlopen("libgpgme.so.11", RTLD_NOW | RTLD_LOCAL);
-    if (library == NULL) {
-        snprintf(load_error, sizeof load_error, "%s", dlerror());
-        return;
-    }
-    struct {
-        const char *name;
-        void **slot;
-    } symbols[] = {
-        {"gpgme_check_version_internal", (void **)&gpgme.check_version_internal},
-        {"gpgme_new", (void **)&gpgme.new},
-        {"gpgme_release", (void **)&gpgme.release},
-        {"gpgme_set_protocol", (void **)&gpgme.set_protocol},
-        {"gpgme_set_armor", (void **)&gpgme.set_armor},
-        {"gpgme_ctx_set_engine_info", (void **)&gpgme.ctx_set_engine_info},
-        {"gpgme_signers_clear", (void **)&gpgme.signers_clear},
-        {"gpgme_signers_add", (void **)&gpgme.signers_add},
-        {"gpgme_strerror", (void **)&gpgme.strerror},
-        {"gpgme_data_read", (void **)&gpgme.data_read},
-        {"gpgme_data_seek", (void **)&gpgme.data_seek},
-        {"gpgme_data_new", (void **)&gpgme.data_new},
-        {"gpgme_data_release", (void **)&gpgme.data_release},
-        {"gpgme_data_new_from_mem", (void **)&gpgme.data_new_from_mem},
-        {"gpgme_data_release_and_get_mem", (void **)&gpgme.data_release_and_get_mem},
-        {"gpgme_free", (void **)&gpgme.free},
-        {"gpgme_data_new_from_fd", (void **)&gpgme.data_new_from_fd},
-        {"gpgme_get_key", (void **)&gpgme.get_key},
-        {"gpgme_key_unref", (void **)&gpgme.key_unref},
-        {"gpgme_op_sign", (void **)&gpgme.op_sign},
-        {"gpgme_op_verify_result", (void **)&gpgme.op_verify_result},
-        {"gpgme_op_verify", (void **)&gpgme.op_verify},
-        {"gpgme_op_import_result", (void **)&gpgme.op_import_result},
-        {"gpgme_op_import", (void **)&gpgme.op_import},
-        {"gpgme_op_export", (void **)&gpgme.op_export},
-        {"gpgme_op_createkey", (void **)&gpgme.op_createkey},
-        {"gpgme_op_keylist_start", (void **)&gpgme.op_keylist_start},
-        {"gpgme_op_keylist_next", (void **)&gpgme.op_keylist_next},
-        {"gpgme_op_keylist_end", (void **)&gpgme.op_keylist_end},
-    };
-    for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
-        *symbols[i].slot = dlsym(library, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            snprintf(load_error, sizeof load_error, "libgpgme.so.11 has no %s", symbols[i].name);
-            return;
-        }
-    }
-    loaded = 1;
-}
-
-static int ready(void) {
-    pthread_once(&once, load);
-    return loaded;
-}
-
-int coop_gpgme_load(char *error, size_t size) {
-    if (ready()) return 0;
-    snprintf(error, size, "%s", load_error);
-    return -1;
-}
+COOP_LIBRARY(gpgme, "libgpgme.so.11",
+    {"gpgme_check_version_internal", (void **)&gpgme.check_version_internal},
+    {"gpgme_new", (void **)&gpgme.new},
+    {"gpgme_release", (void **)&gpgme.release},
+    {"gpgme_set_protocol", (void **)&gpgme.set_protocol},
+    {"gpgme_set_armor", (void **)&gpgme.set_armor},
+    {"gpgme_ctx_set_engine_info", (void **)&gpgme.ctx_set_engine_info},
+    {"gpgme_signers_clear", (void **)&gpgme.signers_clear},
+    {"gpgme_signers_add", (void **)&gpgme.signers_add},
+    {"gpgme_strerror", (void **)&gpgme.strerror},
+    {"gpgme_data_read", (void **)&gpgme.data_read},
+    {"gpgme_data_seek", (void **)&gpgme.data_seek},
+    {"gpgme_data_new", (void **)&gpgme.data_new},
+    {"gpgme_data_release", (void **)&gpgme.data_release},
+    {"gpgme_data_new_from_mem", (void **)&gpgme.data_new_from_mem},
+    {"gpgme_data_release_and_get_mem", (void **)&gpgme.data_release_and_get_mem},
+    {"gpgme_free", (void **)&gpgme.free},
+    {"gpgme_data_new_from_fd", (void **)&gpgme.data_new_from_fd},
+    {"gpgme_get_key", (void **)&gpgme.get_key},
+    {"gpgme_key_unref", (void **)&gpgme.key_unref},
+    {"gpgme_op_sign", (void **)&gpgme.op_sign},
+    {"gpgme_op_verify_result", (void **)&gpgme.op_verify_result},
+    {"gpgme_op_verify", (void **)&gpgme.op_verify},
+    {"gpgme_op_import_result", (void **)&gpgme.op_import_result},
+    {"gpgme_op_import", (void **)&gpgme.op_import},
+    {"gpgme_op_export", (void **)&gpgme.op_export},
+    {"gpgme_op_createkey", (void **)&gpgme.op_createkey},
+    {"gpgme_op_keylist_start", (void **)&gpgme.op_keylist_start},
+    {"gpgme_op_keylist_next", (void **)&gpgme.op_keylist_next},
+    {"gpgme_op_keylist_end", (void **)&gpgme.op_keylist_end})
 
 // What the functions return while the library is missing: errors, never a call through a null pointer.
 #define NOT_LOADED gpgme_err_make(GPG_ERR_SOURCE_GPGME, GPG_ERR_NOT_OPERATIONAL)

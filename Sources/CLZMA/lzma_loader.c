@@ -1,4 +1,4 @@
-#include <dlfcn.h>
+#include "coop_library.h"
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -19,45 +19,11 @@ static struct {
     __typeof__(lzma_stream_encoder_mt) *stream_encoder_mt;
 } lzma;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int loaded;
-static char load_error[512];
-
-static void load(void) {
-    void *library = dlopen("liblzma.so.5", RTLD_NOW | RTLD_LOCAL);
-    if (library == NULL) {
-        snprintf(load_error, sizeof load_error, "%s", dlerror());
-        return;
-    }
-    struct {
-        const char *name;
-        void **slot;
-    } symbols[] = {
-        {"lzma_code", (void **)&lzma.code},
-        {"lzma_end", (void **)&lzma.end},
-        {"lzma_stream_decoder_mt", (void **)&lzma.stream_decoder_mt},
-        {"lzma_stream_encoder_mt", (void **)&lzma.stream_encoder_mt},
-    };
-    for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
-        *symbols[i].slot = dlsym(library, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            snprintf(load_error, sizeof load_error, "liblzma.so.5 has no %s", symbols[i].name);
-            return;
-        }
-    }
-    loaded = 1;
-}
-
-static int ready(void) {
-    pthread_once(&once, load);
-    return loaded;
-}
-
-int coop_lzma_load(char *error, size_t size) {
-    if (ready()) return 0;
-    snprintf(error, size, "%s", load_error);
-    return -1;
-}
+COOP_LIBRARY(lzma, "liblzma.so.5",
+    {"lzma_code", (void **)&lzma.code},
+    {"lzma_end", (void **)&lzma.end},
+    {"lzma_stream_decoder_mt", (void **)&lzma.stream_decoder_mt},
+    {"lzma_stream_encoder_mt", (void **)&lzma.stream_encoder_mt})
 
 // Each forwards through the pointer dlsym found in the library, never by name, which would come back here.
 lzma_ret lzma_code(lzma_stream *strm, lzma_action action) {

@@ -1,4 +1,4 @@
-#include <dlfcn.h>
+#include "coop_library.h"
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,47 +24,13 @@ static struct {
     __typeof__(EVP_DigestFinal_ex) *digest_final_ex;
 } crypto;
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int loaded;
-static char load_error[512];
-
-static void load(void) {
-    void *library = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (library == NULL) {
-        snprintf(load_error, sizeof load_error, "%s", dlerror());
-        return;
-    }
-    struct {
-        const char *name;
-        void **slot;
-    } symbols[] = {
-        {"EVP_MD_CTX_new", (void **)&crypto.md_ctx_new},
-        {"EVP_MD_CTX_free", (void **)&crypto.md_ctx_free},
-        {"EVP_sha256", (void **)&crypto.sha256},
-        {"EVP_DigestInit_ex", (void **)&crypto.digest_init_ex},
-        {"EVP_DigestUpdate", (void **)&crypto.digest_update},
-        {"EVP_DigestFinal_ex", (void **)&crypto.digest_final_ex},
-    };
-    for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
-        *symbols[i].slot = dlsym(library, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            snprintf(load_error, sizeof load_error, "libcrypto.so.3 has no %s", symbols[i].name);
-            return;
-        }
-    }
-    loaded = 1;
-}
-
-static int ready(void) {
-    pthread_once(&once, load);
-    return loaded;
-}
-
-int coop_libcrypto_load(char *error, size_t size) {
-    if (ready()) return 0;
-    snprintf(error, size, "%s", load_error);
-    return -1;
-}
+COOP_LIBRARY(libcrypto, "libcrypto.so.3",
+    {"EVP_MD_CTX_new", (void **)&crypto.md_ctx_new},
+    {"EVP_MD_CTX_free", (void **)&crypto.md_ctx_free},
+    {"EVP_sha256", (void **)&crypto.sha256},
+    {"EVP_DigestInit_ex", (void **)&crypto.digest_init_ex},
+    {"EVP_DigestUpdate", (void **)&crypto.digest_update},
+    {"EVP_DigestFinal_ex", (void **)&crypto.digest_final_ex})
 
 // Each forwards through the pointer dlsym found in the library, never by name, which would come back here.
 EVP_MD_CTX *EVP_MD_CTX_new(void) { return ready() ? crypto.md_ctx_new() : NULL; }
