@@ -28,7 +28,7 @@ struct FetchCreateTests {
         #expect(ownerOf(rootfs)?.uid == user.subuid)
         #expect(ownerOf(rootfs.appendingPathComponent("etc/os-release"))?.uid == user.subuid)
         // /etc/shadow belongs to group shadow (42) in the image: shifted by the same range.
-        #expect(ownerOf(rootfs.appendingPathComponent("etc/shadow"))?.gid == user.subuid + 42)
+        #expect(ownerOf(rootfs.appendingPathComponent("etc/shadow"))?.gid == user.subgid + 42)
         let hostname = try String(contentsOf: rootfs.appendingPathComponent("etc/hostname"), encoding: .utf8)
         #expect(hostname.trimmingCharacters(in: .whitespacesAndNewlines) == "c1")
         let config = try String(contentsOf: sandbox.containers.appendingPathComponent("c1/config"), encoding: .utf8)
@@ -51,7 +51,7 @@ struct FetchCreateTests {
             let copied = try String(contentsOf: copy.appendingPathComponent("etc/hostname"), encoding: .utf8)
             #expect(copied.trimmingCharacters(in: .whitespacesAndNewlines) == name)
             #expect(ownerOf(copy)?.uid == user.subuid)
-            #expect(ownerOf(copy.appendingPathComponent("etc/shadow"))?.gid == user.subuid + 42)
+            #expect(ownerOf(copy.appendingPathComponent("etc/shadow"))?.gid == user.subgid + 42)
             let copiedConfig = try String(
                 contentsOf: sandbox.containers.appendingPathComponent("\(name)/config"), encoding: .utf8)
             #expect(copiedConfig.contains("lxc.uts.name = \(name)"), "\(copiedConfig)")

@@ -169,7 +169,7 @@ struct HostileNeighbourTests {
         var text = try String(contentsOf: config, encoding: .utf8)
         text =
             text.split(separator: "\n").filter { !$0.hasPrefix("lxc.idmap") }.joined(separator: "\n")
-            + "\nlxc.idmap = u 0 \(user.subuid) 65536\nlxc.idmap = g 0 \(user.subuid) 65536\n"
+            + "\nlxc.idmap = u 0 \(user.subuid) 65536\nlxc.idmap = g 0 \(user.subgid) 65536\n"
         try text.write(to: config, atomically: true, encoding: .utf8)
         let start = try sandbox.run("start", "r1", "--foreground", "--", "/bin/true")
         #expect(start.status == 8, "\(start)")

@@ -82,14 +82,15 @@ enum TestHost {
         return (entry.pointee.pw_uid, entry.pointee.pw_gid)
     }
 
-    /// The user's uid, gid and first subordinate uid.
-    static func user(_ userName: String = userName) throws -> (uid: uid_t, gid: gid_t, subuid: UInt32) {
+    /// The user's uid, gid and first subordinate uid and gid (the two files may give different ranges).
+    static func user(_ userName: String = userName) throws -> (uid: uid_t, gid: gid_t, subuid: UInt32, subgid: UInt32) {
         let entry = try #require(getpwnam(userName), "no user \(userName): run the tests with 'make test'")
-        let uid = entry.pointee.pw_uid
-        let text = try String(contentsOfFile: "/etc/subuid", encoding: .utf8)
-        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("\(userName):") })
-        let start = try #require(UInt32(line.split(separator: ":")[1]))
-        return (uid, entry.pointee.pw_gid, start)
+        func start(in file: String) throws -> UInt32 {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("\(userName):") })
+            return try #require(UInt32(line.split(separator: ":")[1]))
+        }
+        return (entry.pointee.pw_uid, entry.pointee.pw_gid, try start(in: "/etc/subuid"), try start(in: "/etc/subgid"))
     }
 
     /// The repository this test target was built from.
