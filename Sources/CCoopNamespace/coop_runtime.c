@@ -445,7 +445,7 @@ static const char *set_up_overlay(const char *rootfs, const char *lower, int on_
         const char *slash = strrchr(rootfs, '/');
         int folder = (int)(slash - rootfs);
         path_format(upper, report, COOP_RUN_OVERLAY, "%.*s/delta0", folder, rootfs);
-        path_format(work, report, COOP_RUN_OVERLAY, "%.*s/olwork", folder, rootfs);
+        path_format(work, report, COOP_RUN_OVERLAY, "%.*s/work", folder, rootfs);
         path_format(merged, report, COOP_RUN_OVERLAY, "%s", rootfs);
     } else {
         if (mount("tmpfs", rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)

@@ -36,7 +36,7 @@ public struct ContainerConfig {
             try config.append(.init(kind: .user, containerID: 0, hostID: idMap.uidStart, count: idMap.count))
             try config.append(.init(kind: .group, containerID: 0, hostID: idMap.gidStart, count: idMap.count))
             if let cowBase {
-                // LXC's own overlay syntax; LXC names the work folder `olwork`, beside the upper layer.
+                // LXC's own overlay syntax; LXC names the work folder `work`, beside the upper layer.
                 try config.setOverlayRootfs(
                     lower: cowBase.path, upper: rootfs.deletingLastPathComponent().appendingPathComponent("delta0").path
                 )

@@ -148,7 +148,7 @@ public final class ContainerCreator {
 
 extension ContainerCreator {
     /// The folders of a copy-on-write container in `folder`: `delta0` (its upper layer, holding the base's
-    /// templates filled in for `name`) and `olwork`, both owned by the container's root, and an empty
+    /// templates filled in for `name`) and `work`, both owned by the container's root, and an empty
     /// `rootfs` that the runtime mounts the overlay on.
     func makeUpperLayer(in folder: URL, name: String, base: URL, templates: [String]) throws {
         let final = containers.folder(name)
@@ -163,12 +163,12 @@ extension ContainerCreator {
         try Self.finishUpperLayer(in: folder, idMap: containers.idMap, privileged: containers.privileged)
     }
 
-    /// The empty `rootfs` the overlay is mounted on; as root, `delta0` and `olwork` (made by root) go to the
+    /// The empty `rootfs` the overlay is mounted on; as root, `delta0` and `work` (made by root) go to the
     /// container's root, as an unprivileged unpack makes them.
     static func finishUpperLayer(in folder: URL, idMap: IDMap, privileged: Bool) throws {
         try FileSystem.createDirectory(folder.appendingPathComponent("rootfs"))
         guard privileged else { return }
-        for name in ["delta0", "olwork"] {
+        for name in ["delta0", "work"] {
             let path = folder.appendingPathComponent(name).path
             try checkSystemCall(lchown(path, idMap.uidStart, idMap.gidStart), "chown \(path)")
         }

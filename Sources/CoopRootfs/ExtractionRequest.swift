@@ -20,7 +20,7 @@ public struct ExtractionRequest: Codable, Sendable {
     /// The upper layer of a copy-on-write container: of `copyFrom` only the templates are copied (with
     /// their folders, owners and modes), to be filled in for the new container.
     public var templatesOnly = false
-    /// Makes the overlay's work folder, `olwork` beside `destination` (as LXC names it), owned like it.
+    /// Makes the overlay's work folder, `work` beside `destination` (as LXC names it), owned like it.
     public var overlayWork = false
     /// `templateValues` replace only whole names (not inside a longer name or word): the values of a
     /// container copied are its name, which may be short (`a` must not change `localhost`).

@@ -23,7 +23,7 @@ public struct RootfsExtractor {
             throw CoopError(.conflict, "rootfs folder \(request.destination)", cause: "exists already")
         }
         if request.overlayWork {
-            let work = (request.destination as NSString).deletingLastPathComponent + "/olwork"
+            let work = (request.destination as NSString).deletingLastPathComponent + "/work"
             try checkSystemCall(mkdir(work, 0o700), "overlay work folder \(work)")
         }
         if request.templatesOnly {

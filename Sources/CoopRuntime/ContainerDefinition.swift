@@ -47,7 +47,7 @@ public struct ContainerDefinition: Sendable {
     }
 
     /// The base of an overlay rootfs. Its upper layer must be the container's own `delta0` (beside it, LXC's
-    /// `olwork`): the runtime writes nowhere but in the container's folder.
+    /// `work`): the runtime writes nowhere but in the container's folder.
     static func cowBase(_ overlay: (lower: String, upper: String), folder: URL) throws -> URL {
         let upper = URL(fileURLWithPath: overlay.upper).standardizedFileURL.path
         let expected = folder.appendingPathComponent("delta0").standardizedFileURL.path

@@ -6,8 +6,8 @@ import Testing
 /// of their own, `coop copy`, and what `cache prune` does with a base in use.
 @Suite("Copy-on-write containers", .serialized)
 struct CowTests {
-    func userSandbox(_ name: String = #function) throws -> Sandbox {
-        let sandbox = try Sandbox(asUser: true, name)
+    func userSandbox(asUser: Bool = true, _ name: String = #function) throws -> Sandbox {
+        let sandbox = try Sandbox(asUser: asUser, name)
         try sandbox.remote()
         return sandbox
     }
@@ -54,9 +54,9 @@ struct CowTests {
 
     @Test(
         "A cow container is tiny, keeps its changes in its own upper layer, and never changes the base",
-        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
-    func upperLayerOnly() throws {
-        let sandbox = try userSandbox()
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)), arguments: [true, false])
+    func upperLayerOnly(asUser: Bool) throws {
+        let sandbox = try userSandbox(asUser: asUser)
         try sandbox.expect(0, "create", "c1", "t:busybox/1.36", "--cow")
         let base = try base(sandbox)
         let before = digest(base)
@@ -143,6 +143,35 @@ struct CowTests {
         #expect(refused.status == 7, "\(refused)")
         #expect(refused.stderr.contains("stop it first"), "\(refused)")
         try sandbox.expect(0, "stop", "a", "--timeout", "5")
+    }
+}
+
+extension CowTests {
+    @Test(
+        "lxc-start runs a cow container as the user: its changes land in the upper layer, and coop sees them",
+        .enabled(
+            if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)
+                && FileManager.default.isExecutableFile(atPath: "/usr/bin/lxc-start")))
+    func lxcStartsCow() throws {
+        let sandbox = try userSandbox()
+        try sandbox.expect(0, "create", "l1", "t:busybox/1.36", "--cow")
+        let base = try base(sandbox)
+        let before = digest(base)
+        let asUser = TestHost.repository.appendingPathComponent("Tests/Fixtures/lxc-as-user.sh").path
+        let user = TestHost.userName
+        let path = sandbox.containers.path
+        let started = try shell(asUser, user, "lxc-start", "-P", path, "-n", "l1", "-d")
+        #expect(started.status == 0, "\(started)")
+        let attached = try shell(
+            asUser, user, "lxc-attach", "-P", path, "-n", "l1", "--", "/bin/sh", "-c",
+            "echo lxc > /lxcmark && cat /etc/hostname")
+        #expect(attached.status == 0 && attached.stdout == "l1\n", "\(attached)")
+        let stopped = try shell(asUser, user, "lxc-stop", "-P", path, "-n", "l1", "-k")
+        #expect(stopped.status == 0, "\(stopped)")
+        #expect(FileSystemCheck.exists(sandbox.containers.appendingPathComponent("l1/delta0/lxcmark")))
+        let seen = try run(sandbox, "l1", "cat /lxcmark")
+        #expect(seen.status == 0 && seen.stdout == "lxc\n", "\(seen)")
+        #expect(digest(base) == before)
     }
 }
 

@@ -102,7 +102,7 @@ typedef struct {
     /// this (read-only, shared) image tree below a fresh upper layer on it. NULL: `rootfs` is the root.
     const char *overlay_lower;
     /// With `overlay_lower`: a copy-on-write container, whose upper layer is `delta0` and work folder
-    /// `olwork` beside `rootfs` (on the host's disk); the overlay is mounted on `rootfs` itself.
+    /// `work` beside `rootfs` (on the host's disk); the overlay is mounted on `rootfs` itself.
     int overlay_on_disk;
 } coop_container_spec;
 
