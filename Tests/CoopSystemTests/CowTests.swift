@@ -122,7 +122,10 @@ struct CowTests {
             let copy = source + "2"
             let created = try sandbox.start(["create", source, "t:busybox/1.36"] + (cow ? ["--cow"] : [])).wait()
             #expect(created.status == 0, "\(created)")
-            try sandbox.expect(0, "start", source, "--foreground", "--", "/bin/sh", "-c", "echo kept > /root/kept")
+            // A new file, a removed one (a whiteout) and a folder made again (opaque): all travel with a copy.
+            try sandbox.expect(
+                0, "start", source, "--foreground", "--", "/bin/sh", "-c",
+                "echo kept > /root/kept && rm /etc/os-release && rm -r /var && mkdir /var && touch /var/own")
             let copied = try sandbox.expect(0, "copy", source, copy)
             #expect(copied.stdout.hasSuffix("/\(copy)\n"), "\(copied)")
             let folder = sandbox.containers.appendingPathComponent(copy)
@@ -132,9 +135,11 @@ struct CowTests {
             // The name is filled in again as a whole word: "localhost" in /etc/hosts keeps its "a".
             let inside = try run(
                 sandbox, copy,
-                "cat /root/kept /etc/hostname && hostname && grep -c localhost /etc/hosts && echo new > /root/new")
+                "cat /root/kept /etc/hostname && hostname && grep -c localhost /etc/hosts && test ! -e /etc/os-release"
+                    + " && ls /var && echo new > /root/new")
             #expect(inside.status == 0, "\(inside)")
             #expect(inside.stdout.hasPrefix("kept\n\(copy)\n\(copy)\n"), "\(inside)")
+            #expect(inside.stdout.hasSuffix("\nown\n"), "\(inside)")
             let original = try run(sandbox, source, "test ! -e /root/new && cat /etc/hostname")
             #expect(original.status == 0 && original.stdout == "\(source)\n", "\(original)")
         }
