@@ -60,6 +60,15 @@ public struct ContainerDefinition: Sendable {
         return URL(fileURLWithPath: overlay.lower)
     }
 
+    /// A copy-on-write container's base must still be there: the overlay cannot be mounted without it.
+    public func checkCowBase() throws {
+        guard let cowBase, !FileSystem.exists(cowBase) else { return }
+        throw CoopError(
+            .notFound, "base \(cowBase.path) of container \(name)",
+            cause: "is gone (removed by hand: 'coop cache prune' keeps the bases that containers use)",
+            fix: "copy-on-write containers cannot start without their base: destroy \(name) and create it again")
+    }
+
     /// The tree the container sees before any change of its own: the base of a copy-on-write container.
     public var imageTree: URL { cowBase ?? rootfs }
 

@@ -35,6 +35,7 @@ public enum ContainerRuntime {
         try checkTraversable(container.rootfs, idMap: container.idMap)
         // A copy-on-write container lays its overlay on its base as a throwaway does, its changes on disk.
         let overlayLower = overlayLower ?? container.cowBase
+        try container.checkCowBase()
         if let overlayLower { try checkTraversable(overlayLower, idMap: container.idMap) }
         let supervisorPath = try CoopPaths.helperPath("coop-supervisor")
         let tree = overlayLower ?? container.rootfs

@@ -111,6 +111,12 @@ struct CowTests {
         try sandbox.expect(0, "destroy", "c3")
         try sandbox.expect(0, "cache", "prune", "--all")
         #expect(!FileSystemCheck.exists(base))
+        // A base removed behind coop's back: the start names it and says what to do.
+        try sandbox.expect(0, "create", "c4", "t:busybox/1.36", "--cow")
+        try FileManager.default.removeItem(at: try self.base(sandbox).deletingLastPathComponent())
+        let orphan = try sandbox.expect(3, "start", "c4", "--foreground", "--", "/bin/true")
+        #expect(orphan.stderr.contains("is gone") && orphan.stderr.contains("destroy c4"), "\(orphan)")
+        try sandbox.expect(0, "destroy", "c4")
     }
 
     @Test(
