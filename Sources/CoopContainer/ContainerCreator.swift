@@ -47,6 +47,10 @@ public final class ContainerCreator {
         try ContainerFolder.makePrivate(staging, for: containers.idMap)
         var unpacker: RootfsUnpacker?
         var cachedEntry: CacheEntry?
+        // The base of a copy-on-write container, locked until the container's config names it: until then
+        // `coop cache prune` would not know it is in use.
+        var baseLock: FileLock?
+        defer { baseLock?.unlock() }
         do {
             let rootfs = staging.appendingPathComponent("rootfs")
             func startUnpacker(meta: MetaArchive, source: URL?) throws -> RootfsUnpacker {
@@ -77,6 +81,12 @@ public final class ContainerCreator {
             var cowBase: URL?
             if cow {
                 let base = try self.base(of: entry, image: image, options: options)
+                baseLock = try ThrowawayContainer.bases(of: containers).lock(base.lastPathComponent)
+                guard FileSystem.exists(base.appendingPathComponent("rootfs")) else {
+                    throw CoopError(
+                        .conflict, "base \(base.path)", cause: "was removed by 'coop cache prune' meanwhile",
+                        fix: "run the create again")
+                }
                 try makeUpperLayer(in: staging, name: name, base: base, templates: entry.meta.templates)
                 cowBase = base.appendingPathComponent("rootfs")
                 skipped =

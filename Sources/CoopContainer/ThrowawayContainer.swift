@@ -63,12 +63,12 @@ extension ThrowawayContainer {
         }
         if running { return (0, 0) }
         let bases = bases(of: containers)
-        let used = basesInUse(of: containers)
         let names = bases.names()
         var removed = 0
-        for name in names where !used.contains(bases.folder(name).appendingPathComponent("rootfs").path) {
-            try bases.destroy(name)
-            removed += 1
+        for name in names {
+            // Asked under the base's lock, which a copy-on-write create holds until its config names the base.
+            let rootfs = bases.folder(name).appendingPathComponent("rootfs").path
+            if try bases.destroy(name, unless: { basesInUse(of: containers).contains(rootfs) }) { removed += 1 }
         }
         return (removed, names.count - removed)
     }
