@@ -44,7 +44,7 @@ struct CacheList: ParsableCommand {
 struct CachePrune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Remove older builds, expired builds, unfinished downloads, and the bases of coop run.")
+        abstract: "Remove older builds, expired builds, unfinished downloads, and the bases no container uses.")
 
     @Option(name: .long, help: "Builds to keep per image (default 1).")
     var keep = 1
