@@ -2,6 +2,8 @@ import CoopSupport
 import Foundation
 import Testing
 
+@testable import CoopRootfs
+
 /// Copy-on-write containers as an ordinary user: an overlay of the build's shared base with an upper layer
 /// of their own, `coop copy`, and what `cache prune` does with a base in use.
 @Suite("Copy-on-write containers", .serialized)
@@ -183,6 +185,18 @@ extension CowTests {
         let seen = try run(sandbox, "l1", "cat /lxcmark")
         #expect(seen.status == 0 && seen.stdout == "lxc\n", "\(seen)")
         #expect(digest(base) == before)
+    }
+}
+
+extension CowTests {
+    @Test(
+        "A copy fills its templates in for whole names only",
+        arguments: [
+            ("127.0.0.1 localhost\n127.0.1.1 a\n", "127.0.0.1 localhost\n127.0.1.1 a2\n"),
+            ("a", "a2"), ("a.lan a-b ab ba a", "a.lan a-b ab ba a2"), ("(a)\ta,a", "(a2)\ta2,a2"),
+        ])
+    func wholeNames(text: String, filled: String) {
+        #expect(RootfsExtractor.replacingWholeNames("a", with: "a2", in: text) == filled)
     }
 }
 
