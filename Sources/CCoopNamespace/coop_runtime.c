@@ -435,17 +435,28 @@ static int append_option(char *out, size_t size, const char *text, int escape) {
 }
 
 // The root of a throwaway container: the image below, its changes in a tmpfs that goes with the mount
-// namespace. Returns the merged folder.
-static const char *set_up_overlay(const char *rootfs, const char *lower, char merged[PATH_MAX], int report) {
+// namespace. A copy-on-write container keeps its changes on disk, in `delta0` beside its rootfs folder.
+// Returns the merged folder.
+static const char *set_up_overlay(const char *rootfs, const char *lower, int on_disk, char merged[PATH_MAX],
+                                  int report) {
     char upper[PATH_MAX], work[PATH_MAX], options[3 * PATH_MAX] = "lowerdir=";
-    if (mount("tmpfs", rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
-        fail(report, COOP_RUN_OVERLAY, "mount tmpfs on", rootfs, NULL);
-    path_format(upper, report, COOP_RUN_OVERLAY, "%s/upper", rootfs);
-    path_format(work, report, COOP_RUN_OVERLAY, "%s/work", rootfs);
-    path_format(merged, report, COOP_RUN_OVERLAY, "%s/merged", rootfs);
-    make_folder(upper, 0755, report, COOP_RUN_OVERLAY);
-    make_folder(work, 0755, report, COOP_RUN_OVERLAY);
-    make_folder(merged, 0755, report, COOP_RUN_OVERLAY);
+    if (on_disk) {
+        // The container's folder: rootfs is NAME/rootfs, checked absolute, so it has a slash before its name.
+        const char *slash = strrchr(rootfs, '/');
+        int folder = (int)(slash - rootfs);
+        path_format(upper, report, COOP_RUN_OVERLAY, "%.*s/delta0", folder, rootfs);
+        path_format(work, report, COOP_RUN_OVERLAY, "%.*s/work", folder, rootfs);
+        path_format(merged, report, COOP_RUN_OVERLAY, "%s", rootfs);
+    } else {
+        if (mount("tmpfs", rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+            fail(report, COOP_RUN_OVERLAY, "mount tmpfs on", rootfs, NULL);
+        path_format(upper, report, COOP_RUN_OVERLAY, "%s/upper", rootfs);
+        path_format(work, report, COOP_RUN_OVERLAY, "%s/work", rootfs);
+        path_format(merged, report, COOP_RUN_OVERLAY, "%s/merged", rootfs);
+        make_folder(upper, 0755, report, COOP_RUN_OVERLAY);
+        make_folder(work, 0755, report, COOP_RUN_OVERLAY);
+        make_folder(merged, 0755, report, COOP_RUN_OVERLAY);
+    }
     // Extended attributes of the user. namespace: the trusted. ones are root's of the host only.
     if (append_option(options, sizeof options, lower, 1) < 0 ||
         append_option(options, sizeof options, ",upperdir=", 0) < 0 ||
@@ -515,7 +526,7 @@ static void become_pid1(const void *argument, int report) {
     char merged[PATH_MAX];
     reset_signals(report);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(report, COOP_RUN_MOUNT_PRIVATE, "make / private", NULL);
-    if (spec->overlay_lower != NULL) rootfs = set_up_overlay(rootfs, spec->overlay_lower, merged, report);
+    if (spec->overlay_lower != NULL) rootfs = set_up_overlay(rootfs, spec->overlay_lower, spec->overlay_on_disk, merged, report);
     if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         fail(report, COOP_RUN_BIND_ROOTFS, "bind", rootfs, "on itself", NULL);
     mount_proc_and_sys(rootfs, report);

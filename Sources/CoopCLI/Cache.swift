@@ -44,7 +44,7 @@ struct CacheList: ParsableCommand {
 struct CachePrune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Remove older builds, expired builds, unfinished downloads, and the bases of coop run.")
+        abstract: "Remove older builds, expired builds, unfinished downloads, and the bases no container uses.")
 
     @Option(name: .long, help: "Builds to keep per image (default 1).")
     var keep = 1
@@ -73,7 +73,13 @@ struct CachePrune: ParsableCommand {
         if FileSystem.exists(partial) { try FileManager.default.removeItem(at: partial) }
         Console.status("removed \(removed) cached builds")
         let bases = try ThrowawayContainer.removeBases(of: try environment.containers())
-        if bases > 0 { Console.status("removed \(bases) unpacked bases of 'coop run' (made again when needed)") }
+        if bases.removed > 0 {
+            Console.status("removed \(bases.removed) unpacked bases of 'coop run' (made again when needed)")
+        }
+        if bases.kept > 0 {
+            Console.status(
+                "kept \(bases.kept) unpacked bases that copy-on-write containers use (they go with the last of them)")
+        }
     }
 }
 

@@ -15,6 +15,10 @@ struct Create: ParsableCommand {
     var name: String
     @Argument(help: "The image: [REMOTE:]DISTRO/RELEASE[/ARCH][/VARIANT], e.g. debian/bookworm.")
     var image: String
+    @Flag(
+        name: .long,
+        help: "Copy-on-write: an overlay of the image's shared base with the container's own changes on top.")
+    var cow = false
     @OptionGroup var options: ImageOptions
 
     func run() throws {
@@ -24,7 +28,7 @@ struct Create: ParsableCommand {
         let started = Date()
         let created: ContainerCreator.Created
         do {
-            created = try creator.create(name: name, image: reference, options: options.fetchOptions)
+            created = try creator.create(name: name, image: reference, options: options.fetchOptions, cow: cow)
         } catch let error as CoopError {
             throw environment.explainingUnreachable(error, remote: reference.remote)
         }
@@ -77,6 +81,25 @@ struct List: ParsableCommand {
                 ["NAME", "STATE", "PID", "IMAGE", "BUILD"],
                 rows.map { [$0.name, $0.state, $0.pid.map(String.init) ?? "-", $0.image, $0.build] })
         }
+    }
+}
+
+struct Copy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "copy",
+        abstract: "Copy a stopped container: a copy-on-write one over the same base, any other in full.")
+
+    @Argument(help: "The container to copy.")
+    var source: String
+    @Argument(help: "The new container's name.")
+    var name: String
+
+    func run() throws {
+        let started = Date()
+        let folder = try LocalContainers().store().copy(source, to: name)
+        let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+        Console.status("copied \(source) to \(name) (\(seconds) s)")
+        print(folder.path)
     }
 }
 

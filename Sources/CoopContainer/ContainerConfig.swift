@@ -16,6 +16,8 @@ public struct ContainerConfig {
     /// what `ImageConfigFilter` allows of them reaches the config.
     public var distroLines: String?
     public var image: String
+    /// A copy-on-write container: the rootfs of its shared base, below its own `delta0` in its folder.
+    public var cowBase: URL? = nil
 
     /// The image's lines after the allow-list: what is kept and which keys were dropped.
     public var distro: ImageConfigFilter.Result { ImageConfigFilter.filter(distroLines ?? "") }
@@ -33,7 +35,14 @@ public struct ContainerConfig {
             try config.appendComment("Container specific configuration")
             try config.append(.init(kind: .user, containerID: 0, hostID: idMap.uidStart, count: idMap.count))
             try config.append(.init(kind: .group, containerID: 0, hostID: idMap.gidStart, count: idMap.count))
-            try config.setRootfsPath(rootfs.path)
+            if let cowBase {
+                // LXC's own overlay syntax; LXC names the work folder `work`, beside the upper layer.
+                try config.setOverlayRootfs(
+                    lower: cowBase.path, upper: rootfs.deletingLastPathComponent().appendingPathComponent("delta0").path
+                )
+            } else {
+                try config.setRootfsPath(rootfs.path)
+            }
             try config.setUTSName(name)
             config.appendBlank()
             try config.appendComment("Network: a private network namespace with loopback only")

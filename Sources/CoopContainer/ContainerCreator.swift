@@ -26,9 +26,11 @@ public final class ContainerCreator {
         public var fromCache: Bool
     }
 
-    public func create(name: String, image: ImageReference, options: FetchOptions, quiet: Bool = false) throws
-        -> Created
-    {
+    /// With `cow`, the container is an overlay of the build's shared base (the one `coop run` uses) with
+    /// an upper layer of its own: only the filled-in templates are written, nothing is unpacked.
+    public func create(
+        name: String, image: ImageReference, options: FetchOptions, quiet: Bool = false, cow: Bool = false
+    ) throws -> Created {
         try ContainerStore.checkName(name)
         try containers.makeRoot()
         let lock = try containers.lock(name)
@@ -45,6 +47,10 @@ public final class ContainerCreator {
         try ContainerFolder.makePrivate(staging, for: containers.idMap)
         var unpacker: RootfsUnpacker?
         var cachedEntry: CacheEntry?
+        // The base of a copy-on-write container, locked until the container's config names it: until then
+        // `coop cache prune` would not know it is in use.
+        var baseLock: FileLock?
+        defer { baseLock?.unlock() }
         do {
             let rootfs = staging.appendingPathComponent("rootfs")
             func startUnpacker(meta: MetaArchive, source: URL?) throws -> RootfsUnpacker {
@@ -61,14 +67,31 @@ public final class ContainerCreator {
                 return started
             }
 
-            // Cold: the rootfs is decoded and unpacked while it downloads, and nothing else is written.
-            let outcome = try fetcher.fetch(image, options: options) { meta, _ in
-                try DecodingSink(unpacker: try startUnpacker(meta: meta, source: nil))
-            }
+            // Cold: the rootfs is decoded and unpacked while it downloads, and nothing else is written. A
+            // copy-on-write container needs the base, made from the cached image.
+            let outcome =
+                cow
+                ? try fetcher.fetch(image, options: options)
+                : try fetcher.fetch(image, options: options) { meta, _ in
+                    try DecodingSink(unpacker: try startUnpacker(meta: meta, source: nil))
+                }
             let entry = outcome.entry
             cachedEntry = outcome.downloaded ? nil : entry
             var skipped: [String]
-            if outcome.streamed {
+            var cowBase: URL?
+            if cow {
+                let base = try self.base(of: entry, image: image, options: options)
+                baseLock = try ThrowawayContainer.bases(of: containers).lock(base.lastPathComponent)
+                guard FileSystem.exists(base.appendingPathComponent("rootfs")) else {
+                    throw CoopError(
+                        .conflict, "base \(base.path)", cause: "was removed by 'coop cache prune' meanwhile",
+                        fix: "run the create again")
+                }
+                try makeUpperLayer(in: staging, name: name, base: base, templates: entry.meta.templates)
+                cowBase = base.appendingPathComponent("rootfs")
+                skipped =
+                    ThrowawayContainer.bases(of: containers).record(base.lastPathComponent)?.skipped ?? []
+            } else if outcome.streamed {
                 skipped = try unpacker!.finish()
             } else if makesBases {
                 // A base is unpacked from the verified image in the cache.
@@ -96,8 +119,8 @@ public final class ContainerCreator {
                 name: name, rootfs: final.appendingPathComponent("rootfs"), idMap: containers.idMap,
                 privileged: containers.privileged, distroLines: entry.meta.config(privileged: containers.privileged),
                 image:
-                    "\(entry.remote):\(entry.distro)/\(entry.release)/\(entry.arch)/\(entry.variant) build \(entry.build)"
-            )
+                    "\(entry.remote):\(entry.distro)/\(entry.release)/\(entry.arch)/\(entry.variant) build \(entry.build)",
+                cowBase: cowBase)
             let dropped = config.distro.dropped
             if !dropped.isEmpty {
                 Console.warning(
@@ -107,7 +130,7 @@ public final class ContainerCreator {
             try FileSystem.writeAtomically(try config.text, to: staging.appendingPathComponent("config"))
             let record = ContainerRecord(
                 name: name, image: entry.reference, build: entry.build, createdAt: Int(Date().timeIntervalSince1970),
-                skipped: skipped)
+                skipped: skipped, templates: entry.meta.templates)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try FileSystem.writeAtomically(try encoder.encode(record), to: staging.appendingPathComponent("coop.json"))
@@ -129,6 +152,35 @@ public final class ContainerCreator {
                 Console.warning("could not remove \(staging.path): \(cleanup)")
             }
             throw error
+        }
+    }
+}
+
+extension ContainerCreator {
+    /// The folders of a copy-on-write container in `folder`: `delta0` (its upper layer, holding the base's
+    /// templates filled in for `name`) and `work`, both owned by the container's root, and an empty
+    /// `rootfs` that the runtime mounts the overlay on.
+    func makeUpperLayer(in folder: URL, name: String, base: URL, templates: [String]) throws {
+        let final = containers.folder(name)
+        let request = ExtractionRequest(
+            destination: folder.appendingPathComponent("delta0").path, shift: nil, idCount: containers.idMap.count,
+            templates: templates,
+            templateValues: [
+                base.lastPathComponent: name, base.path: final.path,
+                base.appendingPathComponent("rootfs").path: final.appendingPathComponent("rootfs").path,
+            ], copyFrom: base.appendingPathComponent("rootfs").path, templatesOnly: true, overlayWork: true)
+        try RootfsUnpacker.copy(request: request, idMap: containers.idMap, privileged: containers.privileged)
+        try Self.finishUpperLayer(in: folder, idMap: containers.idMap, privileged: containers.privileged)
+    }
+
+    /// The empty `rootfs` the overlay is mounted on; as root, `delta0` and `work` (made by root) go to the
+    /// container's root, as an unprivileged unpack makes them.
+    static func finishUpperLayer(in folder: URL, idMap: IDMap, privileged: Bool) throws {
+        try FileSystem.createDirectory(folder.appendingPathComponent("rootfs"))
+        guard privileged else { return }
+        for name in ["delta0", "work"] {
+            let path = folder.appendingPathComponent(name).path
+            try checkSystemCall(lchown(path, idMap.uidStart, idMap.gidStart), "chown \(path)")
         }
     }
 }

@@ -9,4 +9,6 @@ public struct ContainerRecord: Codable, Sendable {
     public var createdAt: Int
     /// Entries of the image that were not unpacked (device nodes), as `./path`.
     public var skipped: [String]
+    /// The image's template files (`LXC_NAME` and friends filled in), for `coop copy` to fill again.
+    public var templates: [String]? = nil
 }

@@ -55,9 +55,15 @@ public final class ContainerStore: Sendable {
     }
 
     public func destroy(_ name: String) throws {
+        _ = try destroy(name, unless: { false })
+    }
+
+    /// Destroys `name` unless `keep` (asked under its lock) says it is still needed; whether it did.
+    func destroy(_ name: String, unless keep: () -> Bool) throws -> Bool {
         try Self.checkName(name)
         let lock = try self.lock(name)
         defer { lock.unlock() }
+        if keep() { return false }
         guard exists(name) else {
             throw CoopError(
                 .notFound, "container \(name)", cause: "does not exist", fix: "run 'coop list' to see the containers")
@@ -72,6 +78,7 @@ public final class ContainerStore: Sendable {
         let trash = FileSystem.stagingURL(for: folder(name), tag: "destroying")
         try checkSystemCall(rename(folder(name).path, trash.path), "destroy \(name)")
         try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
+        return true
     }
 
     /// PID 1 of the container when its recorded state names a process that still runs (same start time).

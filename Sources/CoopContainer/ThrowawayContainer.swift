@@ -55,17 +55,34 @@ extension ThrowawayContainer {
             privileged: containers.privileged)
     }
 
-    /// Removes every base (the next run of an image makes its base again), unless a run is going on.
-    /// Returns how many it removed.
-    public static func removeBases(of containers: ContainerStore) throws -> Int {
+    /// Removes every base (the next run of an image makes its base again) but those copy-on-write
+    /// containers stand on, unless a run is going on. Returns how many it removed and how many it kept.
+    public static func removeBases(of containers: ContainerStore) throws -> (removed: Int, kept: Int) {
         let running = containers.names().filter { $0.hasPrefix("run-") }.contains { name in
             FileSystem.exists(containers.folder(name).appendingPathComponent("state.json"))
         }
-        if running { return 0 }
+        if running { return (0, 0) }
         let bases = bases(of: containers)
         let names = bases.names()
-        for name in names { try bases.destroy(name) }
-        return names.count
+        var removed = 0
+        for name in names {
+            // Asked under the base's lock, which a copy-on-write create holds until its config names the base.
+            let rootfs = bases.folder(name).appendingPathComponent("rootfs").path
+            if try bases.destroy(name, unless: { basesInUse(of: containers).contains(rootfs) }) { removed += 1 }
+        }
+        return (removed, names.count - removed)
+    }
+
+    /// The base rootfs folders that copy-on-write containers lay their overlay on, as their configs say.
+    static func basesInUse(of containers: ContainerStore) -> Set<String> {
+        Set(
+            containers.names().compactMap { name in
+                let config = try? String(
+                    contentsOf: containers.folder(name).appendingPathComponent("config"), encoding: .utf8)
+                return config.flatMap { LXCConfig(parsing: $0).overlayRootfs }.map {
+                    URL(fileURLWithPath: $0.lower).standardizedFileURL.path
+                }
+            })
     }
 }
 

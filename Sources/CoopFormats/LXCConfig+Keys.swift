@@ -1,3 +1,4 @@
+import CoopSupport
 import Foundation
 
 /// The keys coop reads and writes, typed.
@@ -47,11 +48,33 @@ extension LXCConfig {
         }
     }
 
-    /// `lxc.rootfs.path` without the `dir:` of a folder; nil when absent or empty.
+    /// `lxc.rootfs.path` without the `dir:` of a folder; nil when absent or empty, or an overlay.
     public var rootfsPath: String? {
-        guard var path = value(of: "lxc.rootfs.path"), !path.isEmpty else { return nil }
+        guard var path = value(of: "lxc.rootfs.path"), !path.isEmpty, overlayRootfs == nil else { return nil }
         if path.hasPrefix("dir:") { path.removeFirst(4) }
         return path
+    }
+
+    /// The two folders of LXC's overlay rootfs, `overlay:LOWER:UPPER` (or `overlayfs:`): a copy-on-write
+    /// container. Nil for any other rootfs, and for one whose folders are not absolute or hold a colon.
+    public var overlayRootfs: (lower: String, upper: String)? {
+        guard let path = value(of: "lxc.rootfs.path") else { return nil }
+        let parts = path.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3, parts[0] == "overlay" || parts[0] == "overlayfs",
+            parts[1].hasPrefix("/"), parts[2].hasPrefix("/")
+        else { return nil }
+        return (parts[1], parts[2])
+    }
+
+    /// Sets `lxc.rootfs.path` to LXC's overlay of `lower` (read-only) below `upper` (the changes).
+    public mutating func setOverlayRootfs(lower: String, upper: String) throws {
+        guard !lower.contains(":"), !upper.contains(":") else {
+            throw CoopError(
+                .usage, "overlay rootfs \(IndexField.escaped(lower)) below \(IndexField.escaped(upper))",
+                cause: "a folder holds ':', which separates the folders of lxc.rootfs.path = overlay:LOWER:UPPER",
+                fix: "nothing was written; use a containers folder (COOP_CONTAINERS) without ':' in its path")
+        }
+        try set("lxc.rootfs.path", "overlay:\(lower):\(upper)")
     }
 
     /// Sets `lxc.rootfs.path` to the folder `path`.

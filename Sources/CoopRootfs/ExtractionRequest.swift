@@ -17,11 +17,23 @@ public struct ExtractionRequest: Codable, Sendable {
     /// An unpacked tree of the same build to copy instead of reading a tar stream (a warm create). Its
     /// templates were filled in for it: `templateValues` then maps its values to the new container's.
     public var copyFrom: String?
+    /// The upper layer of a copy-on-write container: of `copyFrom` only the templates are copied (with
+    /// their folders, owners and modes), to be filled in for the new container.
+    public var templatesOnly = false
+    /// Makes the overlay's work folder, `work` beside `destination` (as LXC names it), owned like it.
+    public var overlayWork = false
+    /// `templateValues` replace only whole names (not inside a longer name or word): the values of a
+    /// container copied are its name, which may be short (`a` must not change `localhost`).
+    public var wholeNames = false
 
     public init(
         destination: String, shift: IDMap?, idCount: UInt32, excludes: [String] = [], templates: [String] = [],
-        templateValues: [String: String] = [:], copyFrom: String? = nil
+        templateValues: [String: String] = [:], copyFrom: String? = nil, templatesOnly: Bool = false,
+        overlayWork: Bool = false, wholeNames: Bool = false
     ) {
+        self.wholeNames = wholeNames
+        self.templatesOnly = templatesOnly
+        self.overlayWork = overlayWork
         self.destination = destination
         self.shift = shift
         self.idCount = idCount

@@ -22,6 +22,14 @@ public struct RootfsExtractor {
         if FileSystem.exists(URL(fileURLWithPath: request.destination)) {
             throw CoopError(.conflict, "rootfs folder \(request.destination)", cause: "exists already")
         }
+        if request.overlayWork {
+            let work = (request.destination as NSString).deletingLastPathComponent + "/work"
+            try checkSystemCall(mkdir(work, 0o700), "overlay work folder \(work)")
+        }
+        if request.templatesOnly {
+            try copyTemplates(from: source)
+            return
+        }
         let copying = try SpawnedProcess(
             arguments: ["/bin/cp", "-a", "--reflink=auto", "--no-target-directory", source, request.destination],
             idMap: nil)
@@ -31,6 +39,31 @@ public struct RootfsExtractor {
                 .io, "copy of \(source)", cause: "cp ended with status \(status)",
                 fix: "check the free space where the containers are (df), or remove the unpacked bases with "
                     + "'coop cache prune'")
+        }
+        try checkSystemCall(chdir(request.destination), "enter \(request.destination)")
+        try applyTemplates()
+    }
+
+    /// The upper layer of a copy-on-write container: the base's templates, each with its folders (owners and
+    /// modes as in the base, so the overlay shows them unchanged), filled in for the new container. The rest
+    /// of the base shows through the overlay.
+    func copyTemplates(from source: String) throws {
+        try checkSystemCall(mkdir(request.destination, 0o755), "upper layer \(request.destination)")
+        try checkSystemCall(chdir(source), "enter \(source)")
+        for template in request.templates {
+            let path = Self.normalize(template)
+            // A template behind a symbolic link of the image is not filled in a full copy either.
+            guard !path.isEmpty, !path.split(separator: "/").contains(".."), !Self.crossesSymlink(path) else {
+                continue
+            }
+            let copying = try SpawnedProcess(
+                arguments: ["/bin/cp", "-a", "--parents", "--", path, request.destination], idMap: nil)
+            let status = copying.wait()
+            guard status == 0 else {
+                throw CoopError(
+                    .io, "copy of template \(path) from \(source)", cause: "cp ended with status \(status)",
+                    fix: "check the free space where the containers are (df)")
+            }
         }
         try checkSystemCall(chdir(request.destination), "enter \(request.destination)")
         try applyTemplates()
@@ -139,7 +172,10 @@ public struct RootfsExtractor {
             guard var text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
             // Longest first: one value may hold another (a folder holds its name).
             for (key, value) in request.templateValues.sorted(by: { $0.key.count > $1.key.count }) {
-                text = text.replacingOccurrences(of: key, with: value)
+                text =
+                    request.wholeNames
+                    ? Self.replacingWholeNames(key, with: value, in: text)
+                    : text.replacingOccurrences(of: key, with: value)
             }
             let fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
             if fd < 0 { throw CoopError.system("template \(template)") }
@@ -147,6 +183,24 @@ public struct RootfsExtractor {
             let bytes = Array(text.utf8)
             if write(fd, bytes, bytes.count) != bytes.count { throw CoopError.system("template \(template)") }
         }
+    }
+
+    /// `text` with `name` replaced where it stands alone: not next to a letter, digit, `-`, `_` or `.`.
+    static func replacingWholeNames(_ name: String, with value: String, in text: String) -> String {
+        func isNamePart(_ character: Character?) -> Bool {
+            guard let character else { return false }
+            return character.isLetter || character.isNumber || "-_.".contains(character)
+        }
+        var result = ""
+        var rest = Substring(text)
+        while let found = rest.range(of: name) {
+            let before = found.lowerBound == rest.startIndex ? result.last : rest[rest.index(before: found.lowerBound)]
+            let after = found.upperBound == rest.endIndex ? nil : rest[found.upperBound]
+            result += rest[..<found.lowerBound]
+            result += isNamePart(before) || isNamePart(after) ? name : value
+            rest = rest[found.upperBound...]
+        }
+        return result + rest
     }
 
     /// The largest template file coop rewrites (docs/security.md).

@@ -8,6 +8,9 @@ public struct ContainerDefinition: Sendable {
     public var name: String
     public var folder: URL
     public var rootfs: URL
+    /// A copy-on-write container (`lxc.rootfs.path = overlay:BASE:UPPER`): the shared base below its own
+    /// upper layer `delta0` in its folder; `rootfs` is then the empty folder the overlay is mounted on.
+    public var cowBase: URL?
     public var hostname: String
     public var idMap: IDMap
     /// `lxc.net.0.type = none`: the container shares the host's network namespace.
@@ -31,6 +34,10 @@ public struct ContainerDefinition: Sendable {
         name = folder.lastPathComponent
         self.folder = folder
         rootfs = URL(fileURLWithPath: config.rootfsPath ?? folder.appendingPathComponent("rootfs").path)
+        if let overlay = config.overlayRootfs {
+            cowBase = try Self.cowBase(overlay, folder: folder)
+            rootfs = folder.appendingPathComponent("rootfs")
+        }
         hostname = config.utsName ?? name
         idMap = IDMap(uidStart: uids.hostID, gidStart: gids.hostID, count: min(uids.count, gids.count))
         sharesHostNetwork = config.networkType == "none"
@@ -39,8 +46,34 @@ public struct ContainerDefinition: Sendable {
             .filter { $0.controller != "devices" }
     }
 
+    /// The base of an overlay rootfs. Its upper layer must be the container's own `delta0` (beside it, LXC's
+    /// `work`): the runtime writes nowhere but in the container's folder.
+    static func cowBase(_ overlay: (lower: String, upper: String), folder: URL) throws -> URL {
+        let upper = URL(fileURLWithPath: overlay.upper).standardizedFileURL.path
+        let expected = folder.appendingPathComponent("delta0").standardizedFileURL.path
+        guard upper == expected else {
+            throw CoopError(
+                .usage, "config of \(folder.lastPathComponent)",
+                cause: "its overlay rootfs keeps its changes in \(overlay.upper), not in the container's own folder",
+                fix: "set lxc.rootfs.path = overlay:\(overlay.lower):\(expected)")
+        }
+        return URL(fileURLWithPath: overlay.lower)
+    }
+
+    /// A copy-on-write container's base must still be there: the overlay cannot be mounted without it.
+    public func checkCowBase() throws {
+        guard let cowBase, !FileSystem.exists(cowBase) else { return }
+        throw CoopError(
+            .notFound, "base \(cowBase.path) of container \(name)",
+            cause: "is gone (removed by hand: 'coop cache prune' keeps the bases that containers use)",
+            fix: "copy-on-write containers cannot start without their base: destroy \(name) and create it again")
+    }
+
+    /// The tree the container sees before any change of its own: the base of a copy-on-write container.
+    public var imageTree: URL { cowBase ?? rootfs }
+
     /// Whether /sbin/init is systemd.
-    public var initIsSystemd: Bool { Self.isSystemd("/sbin/init", in: rootfs) }
+    public var initIsSystemd: Bool { Self.isSystemd("/sbin/init", in: imageTree) }
 
     /// Whether `program` (a path inside `tree`) is systemd: the binary or a symbolic link to it.
     static func isSystemd(_ program: String, in tree: URL) -> Bool {

@@ -33,6 +33,9 @@ public enum ContainerRuntime {
             try ContainerFolder.makePrivate(folder, for: container.idMap)
         }
         try checkTraversable(container.rootfs, idMap: container.idMap)
+        // A copy-on-write container lays its overlay on its base as a throwaway does, its changes on disk.
+        let overlayLower = overlayLower ?? container.cowBase
+        try container.checkCowBase()
         if let overlayLower { try checkTraversable(overlayLower, idMap: container.idMap) }
         let supervisorPath = try CoopPaths.helperPath("coop-supervisor")
         let tree = overlayLower ?? container.rootfs
@@ -48,7 +51,7 @@ public enum ContainerRuntime {
         let interactive = foreground && RawTerminal.isInteractive
         let request = SupervisorRequest(
             rootfs: container.rootfs.path, hostname: container.hostname, overlayLower: overlayLower?.path,
-            sharesHostNetwork: container.sharesHostNetwork,
+            overlayOnDisk: container.cowBase != nil, sharesHostNetwork: container.sharesHostNetwork,
             console: foreground ? (interactive ? .typed : .none) : .stdio,
             cgroupMounts: cgroups.mounts, command: initCommand,
             environment: environment.map { "\($0.key)=\($0.value)" }.sorted())

@@ -18,6 +18,8 @@ struct SupervisorRequest: Sendable {
     var hostname: String
     /// The image tree of a throwaway container, whose rootfs is then an empty folder.
     var overlayLower: String?
+    /// A copy-on-write container: the overlay's changes stay in its folder (`delta0`), not in a tmpfs.
+    var overlayOnDisk = false
     var sharesHostNetwork: Bool
     var console: Console
     var cgroupMounts: [CgroupMount]
@@ -27,6 +29,7 @@ struct SupervisorRequest: Sendable {
 
     var flags: UInt32 {
         var flags: UInt32 = sharesHostNetwork ? COOP_REQUEST_SHARE_NETWORK : 0
+        if overlayOnDisk { flags |= COOP_REQUEST_OVERLAY_ON_DISK }
         switch console {
         case .none: break
         case .stdio: flags |= COOP_REQUEST_CONSOLE_STDIO

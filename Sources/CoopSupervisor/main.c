@@ -236,6 +236,7 @@ int main(int argc, char **argv) {
         .cgroup_mounts = request.cgroup_mounts,
         .cgroup_count = request.cgroup_count,
         .overlay_lower = request.overlay_lower,
+        .overlay_on_disk = (request.flags & COOP_REQUEST_OVERLAY_ON_DISK) != 0,
     };
     init_pid = coop_container_start(&spec, failure);
     if (init_pid < 0) return give_up(reply_fd, &reply);

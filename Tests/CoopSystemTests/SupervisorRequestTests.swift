@@ -37,7 +37,7 @@ struct SupervisorRequestTests {
             ("cut short in its fields", Array(bytes.dropLast()), "\(fields - 1) of its \(fields) bytes"),
             ("not coop's", setting(0, to: 0x1234_5678, in: bytes), "not one of coop's"),
             ("of another version", setting(4, to: 99, in: bytes), "version 99"),
-            ("with unknown flags", setting(8, to: 0x100, in: bytes), "unknown flags"),
+            ("with unknown flags", setting(8, to: 0x8000_0000, in: bytes), "unknown flags"),
             ("with too many arguments", setting(16, to: 5000, in: bytes), "5000 arguments"),
             ("larger than allowed", setting(24, to: 1 << 21, in: bytes), "at most \(COOP_REQUEST_MAX_SIZE)"),
             ("with bytes left over", setting(24, to: UInt32(fields + 4), in: bytes) + [0, 0, 0, 0], "left over"),

@@ -169,4 +169,19 @@ struct LXCConfigTests {
             #expect(LXCConfig.IDMapping(value: bad) == nil, "\(bad)")
         }
     }
+
+    @Test("An overlay rootfs reads as its two folders, and is no folder rootfs; a malformed one is neither")
+    func overlayRootfs() throws {
+        var config = LXCConfig()
+        try config.setOverlayRootfs(lower: "/c/.bases/b/rootfs", upper: "/c/c1/delta0")
+        #expect(try config.formatted() == "lxc.rootfs.path = overlay:/c/.bases/b/rootfs:/c/c1/delta0\n")
+        #expect(config.overlayRootfs?.lower == "/c/.bases/b/rootfs")
+        #expect(config.overlayRootfs?.upper == "/c/c1/delta0")
+        #expect(config.rootfsPath == nil)
+        for bad in ["overlay:/a", "overlay:a:/b", "overlay:/a:/b:/c", "dir:/a", "/a"] {
+            #expect(LXCConfig(parsing: "lxc.rootfs.path = \(bad)").overlayRootfs == nil, "\(bad)")
+        }
+        #expect(LXCConfig(parsing: "lxc.rootfs.path = overlayfs:/a:/b").overlayRootfs?.upper == "/b")
+        #expect(throws: CoopError.self) { try config.setOverlayRootfs(lower: "/a:b", upper: "/c") }
+    }
 }

@@ -31,6 +31,9 @@
 #define COOP_REQUEST_CONSOLE_STDIO 2u
 /// As CONSOLE_STDIO, and the supervisor's stdin (the user's terminal, in raw mode) is typed into the console.
 #define COOP_REQUEST_CONSOLE_INPUT 4u
+/// A copy-on-write container: the overlay's upper layer is `delta0` and its work folder `work` beside
+/// ROOTFS (in the container's folder, as LXC names them), and the overlay is mounted on ROOTFS itself.
+#define COOP_REQUEST_OVERLAY_ON_DISK 0x100u
 
 typedef struct {
     uint32_t magic;

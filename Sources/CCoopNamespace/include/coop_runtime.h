@@ -101,6 +101,9 @@ typedef struct {
     /// A throwaway container: `rootfs` is an empty folder that gets a tmpfs, and the root is an overlay of
     /// this (read-only, shared) image tree below a fresh upper layer on it. NULL: `rootfs` is the root.
     const char *overlay_lower;
+    /// With `overlay_lower`: a copy-on-write container, whose upper layer is `delta0` and work folder
+    /// `work` beside `rootfs` (on the host's disk); the overlay is mounted on `rootfs` itself.
+    int overlay_on_disk;
 } coop_container_spec;
 
 /// Called in a fresh single-threaded process that is root of the container's user namespace: makes the
