@@ -19,6 +19,11 @@ struct SupervisorRequest: Sendable {
     /// The image tree of a throwaway container, whose rootfs is then an empty folder.
     var overlayLower: String?
     var sharesHostNetwork: Bool
+    /// PID 1 waits before its exec until coop has configured the network (and says so on the request pipe).
+    var waitsForNetwork = false
+    /// Files bound onto /etc/resolv.conf and /etc/hosts inside.
+    var resolvConf: String?
+    var hosts: String?
     var console: Console
     var cgroupMounts: [CgroupMount]
     /// PID 1's command line and environment ("NAME=VALUE").
@@ -32,6 +37,7 @@ struct SupervisorRequest: Sendable {
         case .stdio: flags |= COOP_REQUEST_CONSOLE_STDIO
         case .typed: flags |= COOP_REQUEST_CONSOLE_INPUT
         }
+        if waitsForNetwork { flags |= COOP_REQUEST_WAIT_NETWORK }
         return flags
     }
 
@@ -48,6 +54,8 @@ struct SupervisorRequest: Sendable {
         append(rootfs)
         append(hostname)
         append(overlayLower ?? "")
+        append(resolvConf ?? "")
+        append(hosts ?? "")
         for mount in cgroupMounts {
             switch mount.kind {
             case .version1: append(COOP_CGROUP_V1.rawValue)

@@ -5,7 +5,8 @@
 //
 // Usage: coop-supervisor REQUEST_FD REPLY_FD [LABEL]
 //   REQUEST_FD  gives one request (coop_protocol.h) once coop has placed this process in its cgroups;
-//               end of file instead: coop gave up
+//               end of file instead: coop gave up. With a network to wait for, then one byte once it
+//               is configured, read by PID 1
 //   REPLY_FD    receives one coop_start_reply: PID 1's pid, or the stage that failed, errno and the path
 //   LABEL       the container's rootfs, for ps; not read
 // Exit status: PID 1's, or 128 + the signal that ended it, once it ran; else the failed stage's
@@ -87,6 +88,19 @@ static int answer(int fd, const coop_start_reply *reply) {
     int closed = coop_close(fd);
     if (sigaction(SIGPIPE, &previous, NULL) < 0) return -1;
     return written == 0 && closed == 0 ? 0 : -1;
+}
+
+// The first answer when coop configures the network: PID 1's pid, so that coop can join its namespaces.
+static int announce(int fd, pid_t pid) {
+    coop_start_reply first;
+    memset(&first, 0, sizeof first);
+    first.pid = pid;
+    struct sigaction ignore = {0}, previous;
+    ignore.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &ignore, &previous) < 0) return -1;
+    int written = coop_write_full(fd, &first, sizeof first);
+    if (sigaction(SIGPIPE, &previous, NULL) < 0) return -1;
+    return written;
 }
 
 // Answers with the failure in `reply` and returns the status to exit with.
@@ -214,7 +228,9 @@ int main(int argc, char **argv) {
     }
     coop_request request;
     int taken = coop_request_read(request_fd, &request, failure);
-    if (coop_close(request_fd) < 0 && taken == 0) {
+    // With a network to wait for, the request pipe also brings coop's word that it is ready: PID 1 reads it.
+    int waits = taken == 0 && (request.flags & COOP_REQUEST_WAIT_NETWORK) != 0;
+    if (!waits && coop_close(request_fd) < 0 && taken == 0) {
         note(failure, COOP_RUN_DESCRIPTORS, "close the request pipe");
         taken = -1;
     }
@@ -236,8 +252,27 @@ int main(int argc, char **argv) {
         .cgroup_mounts = request.cgroup_mounts,
         .cgroup_count = request.cgroup_count,
         .overlay_lower = request.overlay_lower,
+        .network_ready_fd = waits ? request_fd : -1,
+        .resolv_conf = request.resolv_conf,
+        .hosts = request.hosts,
     };
-    init_pid = coop_container_start(&spec, failure);
+    int report = -1;
+    init_pid = coop_container_fork(&spec, &report, failure);
+    if (waits && coop_close(request_fd) < 0 && init_pid > 0) {
+        // PID 1 holds its own copy; ours must go, or PID 1 would never see coop give up.
+        note(failure, COOP_RUN_DESCRIPTORS, "close the request pipe");
+        (void)coop_close(report);
+        end_pid1();
+        return give_up(reply_fd, &reply);
+    }
+    if (init_pid < 0) return give_up(reply_fd, &reply);
+    if (waits && announce(reply_fd, init_pid) < 0) {
+        note(failure, COOP_RUN_REPORT, "tell coop PID 1's pid");
+        (void)coop_close(report);
+        end_pid1();
+        return coop_failure_status(failure);
+    }
+    init_pid = coop_container_wait(init_pid, report, failure);
     if (init_pid < 0) return give_up(reply_fd, &reply);
     if (take_signals(typing, failure) < 0) {
         end_pid1();

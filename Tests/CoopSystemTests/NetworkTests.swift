@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+/// A user's containers on the network: pasta by default (the host's loopback as host.coop.internal, DNS,
+/// the Debian mirror, published ports), loopback only, or the host's.
+@Suite("Network", .serialized)
+struct NetworkTests {
+    func userSandbox(_ name: String = #function) throws -> Sandbox {
+        let sandbox = try Sandbox(asUser: true, name)
+        try sandbox.remote()
+        return sandbox
+    }
+
+    /// The pasta processes that serve containers of `sandbox` (their pid file is in its containers folder).
+    func pastas(of sandbox: Sandbox) -> [String] {
+        let folder = sandbox.containers.path + "/"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+            guard Int(pid) != nil else { return false }
+            let line = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            let arguments = line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return arguments.contains { $0.hasPrefix(folder) && $0.hasSuffix("/pasta.pid") }
+        }
+    }
+
+    @Test(
+        "By default a container reaches a loopback server of the host as host.coop.internal; stop leaves no pasta",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func hostLoopback() throws {
+        let sandbox = try userSandbox()
+        let server = try TestHost.server()
+        try sandbox.expect(0, "create", "n1", "t:busybox/1.36")
+        try sandbox.expect(0, "start", "n1")
+        #expect(pastas(of: sandbox).count == 1, "one pasta serves the container")
+        let url = "http://host.coop.internal:\(server.http)/good/meta/1.0/index-user"
+        let fetched = try sandbox.run("exec", "n1", "--", "/bin/busybox", "wget", "-q", "-O", "-", url)
+        #expect(fetched.status == 0, "\(fetched)")
+        #expect(fetched.stdout.contains("busybox"), "\(fetched)")
+        let interfaces = try sandbox.expect(0, "exec", "n1", "--", "ls", "/sys/class/net")
+        #expect(interfaces.stdout.split(separator: "\n").count == 2, "loopback and pasta's tap: \(interfaces)")
+        try sandbox.expect(0, "stop", "n1", "--timeout", "3")
+        #expect(pastas(of: sandbox).isEmpty, "pasta ends with the container")
+        // A start after one that ended by itself finds no pasta of the last run either.
+        try sandbox.expect(0, "start", "n1", "--foreground", "--", "true")
+        #expect(pastas(of: sandbox).isEmpty, "pasta ends with a foreground start")
+        try sandbox.expect(0, "destroy", "n1")
+    }
+
+    @Test(
+        "DNS resolves through pasta, and apt-get update reaches the Debian mirror from a bookworm container",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func dnsAndMirror() throws {
+        let sandbox = try userSandbox()
+        sandbox.extraEnvironment["COOP_STALL_TIMEOUT"] = "30"
+        let resolved = try sandbox.run("run", "t:debian/bookworm", "--", "getent", "hosts", "deb.debian.org")
+        #expect(resolved.status == 0, "\(resolved)")
+        #expect(!resolved.stdout.isEmpty, "\(resolved)")
+        let names = try sandbox.run("run", "t:debian/bookworm", "--", "getent", "hosts", "host.coop.internal")
+        #expect(names.status == 0 && !names.stdout.isEmpty, "\(names)")
+        let update = try sandbox.run("run", "t:debian/bookworm", "--", "apt-get", "update")
+        #expect(update.status == 0, "\(update)")
+        #expect(update.stdout.contains("bookworm"), "\(update)")
+        #expect(pastas(of: sandbox).isEmpty, "no pasta stays after a run")
+    }
+
+    @Test(
+        "--network none keeps loopback only; --network host shares the host's; exec works in both",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func noneAndHost() throws {
+        let sandbox = try userSandbox()
+        let hostNet = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        try sandbox.expect(0, "create", "lo", "t:busybox/1.36", "--network", "none")
+        try sandbox.expect(0, "start", "lo")
+        let own = try sandbox.expect(
+            0, "exec", "lo", "--", "sh", "-c", "ls /sys/class/net; ip route; ls -l /proc/1/ns/net")
+        #expect(own.stdout.hasPrefix("lo\n"), "only loopback: \(own)")
+        #expect(!own.stdout.contains("default"), "no route out: \(own)")
+        #expect(!own.stdout.contains(hostNet), "\(own)")
+        #expect(pastas(of: sandbox).isEmpty, "no pasta for loopback only")
+        try sandbox.expect(0, "stop", "lo", "--timeout", "3")
+
+        try sandbox.expect(0, "create", "hn", "t:busybox/1.36", "--network", "host")
+        try sandbox.expect(0, "start", "hn")
+        let shared = try sandbox.expect(0, "exec", "hn", "--", "ls", "-l", "/proc/1/ns/net")
+        #expect(shared.stdout.contains(hostNet), "the host's network namespace: \(shared)")
+        try sandbox.expect(0, "stop", "hn", "--timeout", "3")
+        let run = try sandbox.expect(0, "run", "--network", "none", "t:busybox/1.36", "--", "ls", "/sys/class/net")
+        #expect(run.stdout == "lo\n", "\(run)")
+    }
+
+    @Test(
+        "-p publishes a server of the container on the host's 127.0.0.1",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func publishedPort() throws {
+        let sandbox = try userSandbox()
+        let port = Int.random(in: 20_000..<40_000)
+        try sandbox.expect(0, "create", "web", "t:busybox/1.36", "-p", "\(port):8000")
+        try sandbox.expect(0, "start", "web", "--", "/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/etc")
+        var body = ""
+        for _ in 0..<50 where !body.contains("web") {
+            body = Self.fetch(port: port, path: "/hostname")
+            if !body.contains("web") { usleep(100_000) }
+        }
+        #expect(body.contains("web"), "the container's /etc/hostname through 127.0.0.1:\(port): \(body)")
+        try sandbox.expect(0, "stop", "web", "--timeout", "3")
+        #expect(pastas(of: sandbox).isEmpty)
+    }
+
+    /// A plain HTTP GET of 127.0.0.1:`port`; what came back, or "" when nothing did.
+    static func fetch(port: Int, path: String) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { return "" }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: localhost\r\n\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { return "" }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let got = read(fd, &buffer, buffer.count)
+            if got <= 0 { break }
+            answer += buffer[0..<got]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+}
