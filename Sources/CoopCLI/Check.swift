@@ -116,7 +116,7 @@ struct Check: ParsableCommand {
                 name: "/dev/net/tun", ok: tunOpen,
                 detail: !tunPresent
                     ? "missing: pasta cannot make a container's network"
-                    : "mode \(String(tun.st_mode & 0o777, radix: 8))"
+                    : "mode 0\(String(tun.st_mode & 0o777, radix: 8))"
                         + (tunOpen
                             ? ", open to \(user)" : ": pasta, run by \(user), cannot make a container's network"),
                 fix: tunPresent

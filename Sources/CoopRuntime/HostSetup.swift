@@ -49,7 +49,7 @@ public enum HostSetup {
             lines.append("network: \(device) is open to users (mode 0666), as pasta needs")
         } else {
             guard chmod(device, 0o666) == 0 else { throw CoopError.system("chmod 0666 \(device)", kind: .hostSetup) }
-            lines.append("network: made \(device) mode 0666 (was \(String(info.st_mode & 0o777, radix: 8))) for pasta")
+            lines.append("network: made \(device) mode 0666 (was 0\(String(info.st_mode & 0o777, radix: 8))) for pasta")
         }
         let text =
             "# coop: pasta gives users' containers a network through this device (udev's usual mode)\n"
