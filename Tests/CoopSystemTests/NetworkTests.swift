@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import CoopRuntime
+
 /// A user's containers on the network: pasta by default (the host's loopback as host.coop.internal, DNS,
 /// the Debian mirror, published ports), loopback only, or the host's.
 @Suite("Network", .serialized)
@@ -103,6 +105,48 @@ struct NetworkTests {
         #expect(body.contains("web"), "the container's /etc/hostname through 127.0.0.1:\(port): \(body)")
         try sandbox.expect(0, "stop", "web", "--timeout", "3")
         #expect(pastas(of: sandbox).isEmpty)
+    }
+
+    @Test(
+        "PID 1's command starts with the network configured: its first instruction sees the default route",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func networkBeforeExec() throws {
+        let sandbox = try userSandbox()
+        for _ in 0..<3 {
+            let route = try sandbox.expect(0, "run", "t:busybox/1.36", "--", "cat", "/proc/net/route")
+            #expect(route.stdout.contains("\t00000000\t"), "a default route at once: \(route)")
+        }
+        let config = try sandbox.expect(0, "run", "t:busybox/1.36", "--", "cat", "/etc/resolv.conf", "/etc/hosts")
+        #expect(config.stdout.contains("nameserver "), "\(config)")
+        #expect(config.stdout.contains("host.coop.internal"), "\(config)")
+    }
+
+    @Test(
+        "create keeps the network in coop-network.conf; the LXC config keeps lxc.net.0.type = empty",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func storedSettings() throws {
+        let sandbox = try userSandbox()
+        try sandbox.expect(0, "create", "s1", "t:busybox/1.36", "-p", "8080:80", "-p", "9090")
+        let folder = sandbox.containers.appendingPathComponent("s1")
+        let settings = try String(contentsOf: folder.appendingPathComponent("coop-network.conf"), encoding: .utf8)
+        #expect(settings.contains("mode = pasta\npublish = 8080:80\npublish = 9090:9090\n"), "\(settings)")
+        let config = try String(contentsOf: folder.appendingPathComponent("config"), encoding: .utf8)
+        #expect(config.contains("lxc.net.0.type = empty"), "\(config)")
+        #expect(!config.contains("pasta"), "\(config)")
+        let refused = try sandbox.run("create", "s2", "t:busybox/1.36", "--network", "host", "-p", "80")
+        #expect(refused.status == 2, "\(refused)")
+        let unknown = try sandbox.run("create", "s3", "t:busybox/1.36", "--network", "bridge")
+        #expect(unknown.status == 2 && unknown.stderr.contains("pasta, none or host"), "\(unknown)")
+    }
+
+    @Test(
+        "Published ports are read as HOSTPORT:CONTAINERPORT or one port for both",
+        arguments: [
+            ("8080:80", "8080:80"), ("22", "22:22"), ("0:80", nil), ("80:", nil), ("a:b", nil), ("1:2:3", nil),
+            ("70000:80", nil),
+        ] as [(String, String?)])
+    func ports(text: String, read: String?) {
+        #expect(ContainerNetwork.Port(text)?.description == read)
     }
 
     /// A plain HTTP GET of 127.0.0.1:`port`; what came back, or "" when nothing did.
