@@ -1,3 +1,4 @@
+import CCoopNamespace
 import CoopSupport
 import CoopSystem
 import Foundation
@@ -88,8 +89,8 @@ enum Pasta {
             info.st_uid == getuid()
         else { return }
         kill(pid, SIGTERM)
-        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(10_000) }
-        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        // A pidfd says when it has ended; kill(pid, 0) would keep seeing it until the host's init reaps it.
+        if coop_wait_for_exit(pid, 1000) == 0 { kill(pid, SIGKILL) }
     }
 
     /// /etc/resolv.conf and /etc/hosts for a container on pasta, written into its folder and bound into it
