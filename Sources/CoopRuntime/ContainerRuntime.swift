@@ -38,6 +38,12 @@ public enum ContainerRuntime {
         let tree = overlayLower ?? container.rootfs
         let bootsInit = ContainerDefinition.bootsInit(command, in: tree)
         let systemd = bootsInit && ContainerDefinition.isSystemd(command?.first ?? "/sbin/init", in: tree)
+        // A pasta left by an earlier run that ended by itself goes before the new one comes.
+        Pasta.end(folder: container.folder)
+        let gateway = try pastaGateway(container)
+        let nameFiles = try gateway.map {
+            try Pasta.nameFiles(folder: container.folder, hostname: container.hostname, gateway: $0)
+        }
         let cgroups = try ContainerCgroups.prepare(container, placed: bootsInit || !container.limits.isEmpty)
         warnAboutCgroups(cgroups, container: container, bootsSystemd: systemd)
         var initCommand = command ?? ["/sbin/init"]
@@ -46,17 +52,13 @@ public enum ContainerRuntime {
             initCommand.append("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1")
         }
         let interactive = foreground && RawTerminal.isInteractive
-        // A pasta left by an earlier run that ended by itself goes before the new one comes.
-        Pasta.end(folder: container.folder)
-        let gateway = try pastaGateway(container)
         var request = SupervisorRequest(
             rootfs: container.rootfs.path, hostname: container.hostname, overlayLower: overlayLower?.path,
             sharesHostNetwork: container.sharesHostNetwork,
             console: foreground ? (interactive ? .typed : .none) : .stdio,
             cgroupMounts: cgroups.mounts, command: initCommand,
             environment: environment.map { "\($0.key)=\($0.value)" }.sorted())
-        if let gateway {
-            let files = try Pasta.nameFiles(folder: container.folder, hostname: container.hostname, gateway: gateway)
+        if let files = nameFiles {
             request.waitsForNetwork = true
             request.resolvConf = files.resolv.path
             request.hosts = files.hosts.path
