@@ -140,6 +140,22 @@ struct NetworkTests {
     }
 
     @Test(
+        "A link planted at /etc/hosts is followed inside the rootfs: coop's file is bound there, nothing outside",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func plantedLink() throws {
+        let sandbox = try userSandbox()
+        try sandbox.expect(0, "create", "pl", "t:busybox/1.36")
+        let outside = "/tmp/coop-planted-\(UUID().uuidString.prefix(8))"
+        defer { unlink(outside) }
+        let hosts = sandbox.containers.appendingPathComponent("pl/rootfs/etc/hosts").path
+        unlink(hosts)
+        #expect(symlink("/../../../../../../..\(outside)", hosts) == 0)
+        let result = try sandbox.expect(0, "start", "pl", "--foreground", "--", "cat", "/etc/hosts")
+        #expect(result.stdout.contains("host.coop.internal"), "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: outside), "nothing made outside the rootfs")
+    }
+
+    @Test(
         "Published ports are read as HOSTPORT:CONTAINERPORT or one port for both",
         arguments: [
             ("8080:80", "8080:80"), ("22", "22:22"), ("0:80", nil), ("80:", nil), ("a:b", nil), ("1:2:3", nil),
