@@ -165,7 +165,10 @@ public enum ContainerRuntime {
             ).write(container.folder)
         }
         lock.unlock()
-        guard foreground else { return nil }
+        guard foreground else {
+            if gateway != nil { Pasta.endWithContainer(supervisor: supervisor.pid, folder: container.folder) }
+            return nil
+        }
         // Keys typed at the terminal are for the container; coop waits for it to end.
         signal(SIGINT, SIG_IGN)
         signal(SIGQUIT, SIG_IGN)

@@ -75,6 +75,22 @@ enum Pasta {
         }
     }
 
+    /// Leaves a small process of the user's (the supervisor's binary in another mode) that ends the pasta
+    /// of the container in `folder` once its supervisor has ended: a container in the background whose
+    /// init ends by itself takes its pasta along, with no coop command to run. Best effort: without it,
+    /// the next start, stop or destroy ends that pasta.
+    static func endWithContainer(supervisor: Int32, folder: URL) {
+        guard let text = try? String(contentsOf: pidFile(folder), encoding: .utf8),
+            let pasta = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            let path = try? CoopPaths.helperPath("coop-supervisor")
+        else { return }
+        let nothing = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { if nothing >= 0 { close(nothing) } }
+        _ = try? SpawnedProcess(
+            arguments: [path, "--end-network", String(supervisor), String(pasta)], environment: [:], idMap: nil,
+            input: nothing, output: nothing, error: nothing, newSession: true)
+    }
+
     /// Ends the pasta of the container in `folder`, if one runs: it does not end by itself when the
     /// container's namespaces go. Only a pasta of this user's, as its pid file names it, is signalled.
     static func end(folder: URL) {

@@ -4,6 +4,7 @@
 // It is plain C on purpose: one per running container, it must cost almost no memory.
 //
 // Usage: coop-supervisor REQUEST_FD REPLY_FD [LABEL]
+//        coop-supervisor --end-network SUPERVISOR_PID PASTA_PID (see end_network_after)
 //   REQUEST_FD  gives one request (coop_protocol.h) once coop has placed this process in its cgroups;
 //               end of file instead: coop gave up. With a network to wait for, then one byte once it
 //               is configured, read by PID 1
@@ -206,7 +207,43 @@ static void end_pid1(void) {
     }
 }
 
+// A pid given on the command line; -1 when it is not one.
+static pid_t pid_argument(const char *text) {
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 2 || value > INT_MAX) return -1;
+    return (pid_t)value;
+}
+
+// `coop-supervisor --end-network SUPERVISOR PASTA`: started by `coop start` as the user beside a container
+// in the background whose network pasta serves. pasta does not end when the container's namespaces go, so
+// this waits for the container's supervisor to end, then ends that pasta (held by a pidfd from the start,
+// so a recycled pid is never signalled). Exit status 0, or 2 when the arguments are not coop's.
+static int end_network_after(const char *supervisor_text, const char *pasta_text) {
+    pid_t supervisor = pid_argument(supervisor_text), pasta = pid_argument(pasta_text);
+    if (supervisor < 0 || pasta < 0) {
+        fprintf(stderr, "coop-supervisor: started by coop only (see coop start)\n");
+        return 2;
+    }
+    // Nothing of coop's may stay open here for as long as the container runs.
+    if (coop_close_descriptors(3, NULL, 0, 0) < 0) return 1;
+    int pasta_fd = (int)syscall(SYS_pidfd_open, pasta, 0);
+    // A pasta that is gone already needs no end.
+    if (pasta_fd < 0) return 0;
+    int watched = (int)syscall(SYS_pidfd_open, supervisor, 0);
+    if (watched >= 0) {
+        struct pollfd entry = {.fd = watched, .events = POLLIN};
+        while (poll(&entry, 1, -1) < 0 && errno == EINTR) {
+        }
+    }
+    // ESRCH: it ended on its own (coop stop ends it too).
+    if (syscall(SYS_pidfd_send_signal, pasta_fd, SIGTERM, NULL, 0) < 0 && errno != ESRCH) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--end-network") == 0) return end_network_after(argv[2], argv[3]);
     int request_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[1]) : -1;
     int reply_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[2]) : -1;
     if (request_fd < 0 || reply_fd < 0 || request_fd == reply_fd) {

@@ -44,6 +44,15 @@ struct NetworkTests {
         // A start after one that ended by itself finds no pasta of the last run either.
         try sandbox.expect(0, "start", "n1", "--foreground", "--", "true")
         #expect(pastas(of: sandbox).isEmpty, "pasta ends with a foreground start")
+        // A container in the background whose command ends by itself takes its pasta along.
+        try sandbox.expect(0, "start", "n1", "--", "sleep", "1")
+        #expect(pastas(of: sandbox).count == 1, "pasta serves the running command")
+        var left = pastas(of: sandbox)
+        for _ in 0..<100 where !left.isEmpty {
+            usleep(50_000)
+            left = pastas(of: sandbox)
+        }
+        #expect(left.isEmpty, "pasta ends with a container that ended by itself")
         try sandbox.expect(0, "destroy", "n1")
     }
 
