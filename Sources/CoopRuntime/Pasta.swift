@@ -12,6 +12,13 @@ enum Pasta {
 
     /// Why pasta cannot work for this user, with the fix; nil when it can.
     static func unusable() -> (cause: String, fix: String)? {
+        // pasta started by root changes to nobody, which may not join the user namespace of root's container.
+        guard getuid() != 0 else {
+            return (
+                "pasta run by root drops to user nobody, which cannot join a container of root's",
+                "use --network none or --network host for root's containers, or run it as an ordinary user"
+            )
+        }
         guard FileManager.default.isExecutableFile(atPath: path) else {
             return ("\(path) is missing", "apt-get install passt")
         }
