@@ -165,6 +165,20 @@ struct NetworkTests {
     }
 
     @Test(
+        "setup-host left /dev/net/tun open with a tmpfiles.d entry for reboots; check reports it and pasta",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func hostReady() throws {
+        let sandbox = try userSandbox()
+        var info = stat()
+        #expect(stat("/dev/net/tun", &info) == 0 && info.st_mode & 0o777 == 0o666)
+        let rule = try String(contentsOfFile: "/etc/tmpfiles.d/coop-tun.conf", encoding: .utf8)
+        #expect(rule.contains("z /dev/net/tun 0666 - - -"), "\(rule)")
+        let check = try sandbox.expect(0, "check")
+        #expect(check.stdout.contains("ok   pasta: present"), "\(check)")
+        #expect(check.stdout.contains("ok   /dev/net/tun: mode 0666, open to"), "\(check)")
+    }
+
+    @Test(
         "Published ports are read as HOSTPORT:CONTAINERPORT or one port for both",
         arguments: [
             ("8080:80", "8080:80"), ("22", "22:22"), ("0:80", nil), ("80:", nil), ("a:b", nil), ("1:2:3", nil),
