@@ -90,13 +90,24 @@ static int decode(const coop_request_header *header, const char *data, coop_requ
     request->rootfs = take_string(&fields);
     request->hostname = take_string(&fields);
     request->overlay_lower = take_string(&fields);
-    if (request->rootfs == NULL || request->hostname == NULL || request->overlay_lower == NULL)
-        return refuse(failure, EBADMSG, "request: the rootfs, hostname or lower tree is not a string");
+    request->resolv_conf = take_string(&fields);
+    request->hosts = take_string(&fields);
+    if (request->rootfs == NULL || request->hostname == NULL || request->overlay_lower == NULL ||
+        request->resolv_conf == NULL || request->hosts == NULL)
+        return refuse(failure, EBADMSG, "request: the rootfs, hostname, lower tree or a network file is not a string");
     if (!is_absolute(request->rootfs)) return refuse(failure, EBADMSG, "request: rootfs %s is not absolute", request->rootfs);
     if (request->overlay_lower[0] == '\0') {
         request->overlay_lower = NULL;
     } else if (!is_absolute(request->overlay_lower)) {
         return refuse(failure, EBADMSG, "request: lower tree %s is not absolute", request->overlay_lower);
+    }
+    const char **files[] = {&request->resolv_conf, &request->hosts};
+    for (size_t i = 0; i < 2; i++) {
+        if (**files[i] == '\0') {
+            *files[i] = NULL;
+        } else if (!is_absolute(*files[i])) {
+            return refuse(failure, EBADMSG, "request: network file %s is not absolute", *files[i]);
+        }
     }
     for (uint32_t i = 0; i < header->cgroup_count; i++) {
         if (take_cgroup_mount(&fields, &request->cgroup_mounts[i]) < 0)
@@ -115,7 +126,7 @@ static int decode(const coop_request_header *header, const char *data, coop_requ
 
 static int check_header(const coop_request_header *header, coop_failure *failure) {
     const uint32_t known_flags = COOP_REQUEST_SHARE_NETWORK | COOP_REQUEST_CONSOLE_STDIO | COOP_REQUEST_CONSOLE_INPUT |
-                                 COOP_REQUEST_OVERLAY_ON_DISK;
+                                 COOP_REQUEST_OVERLAY_ON_DISK | COOP_REQUEST_WAIT_NETWORK;
     if (header->magic != COOP_REQUEST_MAGIC) return refuse(failure, EBADMSG, "request: not one of coop's");
     if (header->version != COOP_REQUEST_VERSION)
         return refuse(failure, EBADMSG, "request: version %u, this supervisor reads %u", header->version,

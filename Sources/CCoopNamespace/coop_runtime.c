@@ -92,6 +92,7 @@ const char *coop_stage_name(int stage) {
     case COOP_RUN_SIGNALS: return "the signals";
     case COOP_RUN_REPORT: return "the report to coop";
     case COOP_RUN_JOIN_CGROUPS: return "joining the container's cgroups";
+    case COOP_RUN_NETWORK: return "the network";
     default: return "an unknown stage";
     }
 }
@@ -366,6 +367,52 @@ static void bring_up_loopback(int report) {
     close_or_fail(fd, report, COOP_RUN_LOOPBACK, "the socket for lo");
 }
 
+// A file coop generated for the container's network (resolv.conf, hosts), bound onto `name` in the rootfs
+// as openat2 finds it with the rootfs as root: a link there is followed inside the rootfs, never out of it.
+// A missing file is made; a missing folder on the way (an image without /etc) leaves it out.
+static void bind_file(const char *rootfs, const char *name, const char *source, int report) {
+    char path[PATH_MAX], at[32];
+    path_format(path, report, COOP_RUN_NETWORK, "%s/%s", rootfs, name);
+    int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) fail(report, COOP_RUN_NETWORK, "open", rootfs, NULL);
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, root, name, &how, sizeof how);
+    if (fd < 0 && errno == ENOENT) {
+        struct open_how create = {.flags = O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                                  .mode = 0644,
+                                  .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+        fd = (int)syscall(SYS_openat2, root, name, &create, sizeof create);
+        if (fd < 0 && errno == ENOENT) {
+            close_or_fail(root, report, COOP_RUN_NETWORK, rootfs);
+            return;
+        }
+    }
+    if (fd < 0) fail(report, COOP_RUN_NETWORK, "openat2", path, "(inside the rootfs)", NULL);
+    close_or_fail(root, report, COOP_RUN_NETWORK, rootfs);
+    struct stat info;
+    if (fstat(fd, &info) < 0) fail(report, COOP_RUN_NETWORK, "fstat", path, NULL);
+    if (!S_ISREG(info.st_mode)) {
+        errno = EINVAL;
+        fail(report, COOP_RUN_NETWORK, "bind onto", path, "(not a regular file)", NULL);
+    }
+    snprintf(at, sizeof at, "/proc/self/fd/%d", fd);
+    if (mount(source, at, NULL, MS_BIND, NULL) < 0) fail(report, COOP_RUN_NETWORK, "bind", source, "on", path, NULL);
+    close_or_fail(fd, report, COOP_RUN_NETWORK, path);
+}
+
+// Waits until coop has configured the network from outside: one byte, or end of file when it gave up.
+static void wait_for_network(int fd, int report) {
+    char go;
+    ssize_t got;
+    while ((got = read(fd, &go, 1)) < 0 && errno == EINTR) {
+    }
+    if (got != 1) {
+        if (got == 0) errno = ECANCELED;
+        fail(report, COOP_RUN_NETWORK, "wait for coop to configure the network", NULL);
+    }
+    close_or_fail(fd, report, COOP_RUN_NETWORK, "the pipe that says the network is ready");
+}
+
 // Capabilities no container needs (as LXC's common.conf drops them): loading kernel modules, raw I/O,
 // setting the clock, MAC policy.
 static const int dropped_capabilities[] = {16 /* SYS_MODULE */, 17 /* SYS_RAWIO */, 25 /* SYS_TIME */,
@@ -533,6 +580,8 @@ static void become_pid1(const void *argument, int report) {
     set_up_dev(rootfs, report);
     if (spec->console_path != NULL) set_up_console(rootfs, spec->console_path, report);
     if (spec->cgroup_count > 0) set_up_cgroups(rootfs, spec->cgroup_mounts, spec->cgroup_count, report);
+    if (spec->resolv_conf != NULL) bind_file(rootfs, "etc/resolv.conf", spec->resolv_conf, report);
+    if (spec->hosts != NULL) bind_file(rootfs, "etc/hosts", spec->hosts, report);
     if (chdir(rootfs) < 0) fail(report, COOP_RUN_PIVOT_ROOT, "chdir", rootfs, NULL);
     if (syscall(SYS_pivot_root, ".", ".") < 0) fail(report, COOP_RUN_PIVOT_ROOT, "pivot_root", rootfs, NULL);
     if (umount2(".", MNT_DETACH) < 0) fail(report, COOP_RUN_PIVOT_ROOT, "unmount the old root", NULL);
@@ -542,6 +591,7 @@ static void become_pid1(const void *argument, int report) {
         fail(report, COOP_RUN_HOSTNAME, "sethostname", spec->hostname, NULL);
     if (!spec->share_network) bring_up_loopback(report);
     if (new_session_keyring() < 0) fail(report, COOP_RUN_KEYRING, "KEYCTL_JOIN_SESSION_KEYRING", NULL);
+    if (spec->network_ready_fd >= 0) wait_for_network(spec->network_ready_fd, report);
     take_console(spec->console_stdio, report);
     confine(report);
     close_at_exec(report);
@@ -608,15 +658,21 @@ static pid_t finish(int report_read, pid_t pid, coop_failure *failure) {
 }
 
 pid_t coop_container_start(const coop_container_spec *spec, coop_failure *failure) {
+    int report = -1;
+    pid_t pid = coop_container_fork(spec, &report, failure);
+    return pid < 0 ? -1 : coop_container_wait(pid, report, failure);
+}
+
+pid_t coop_container_wait(pid_t pid, int report, coop_failure *failure) { return finish(report, pid, failure); }
+
+pid_t coop_container_fork(const coop_container_spec *spec, int *report, coop_failure *failure) {
     memset(failure, 0, sizeof *failure);
     int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
     if (!spec->share_network) flags |= CLONE_NEWNET;
     // The user's supplementary groups are not mapped here: shed them.
     if (setgroups(0, NULL) < 0) return failed(failure, COOP_RUN_SETID, "setgroups", NULL);
     if (unshare(flags) < 0) return failed(failure, COOP_RUN_UNSHARE, "unshare", NULL);
-    int report = -1;
-    pid_t pid = fork_reporting(become_pid1, spec, &report, failure);
-    return pid < 0 ? -1 : finish(report, pid, failure);
+    return fork_reporting(become_pid1, spec, report, failure);
 }
 
 static const char *const namespace_kinds[] = {"user", "mnt", "pid", "uts", "ipc", "net", "cgroup", NULL};

@@ -101,6 +101,26 @@ struct Check: ParsableCommand {
             Item(
                 name: "vsyscall (old userlands)", ok: vsyscall.present, detail: vsyscall.detail,
                 fix: "boot the kernel with vsyscall=emulate (or xonly) to run wheezy and older"))
+        let pasta = FileManager.default.isExecutableFile(atPath: "/usr/bin/pasta")
+        items.append(
+            Item(
+                name: "pasta", ok: pasta,
+                detail: pasta
+                    ? "present: containers get a network of their own" : "missing: containers get loopback only",
+                fix: "apt-get install passt"))
+        var tun = stat()
+        let tunPresent = stat("/dev/net/tun", &tun) == 0
+        let tunOpen = access("/dev/net/tun", R_OK | W_OK) == 0
+        items.append(
+            Item(
+                name: "/dev/net/tun", ok: tunOpen,
+                detail: !tunPresent
+                    ? "missing: pasta cannot make a container's network"
+                    : "mode 0\(String(tun.st_mode & 0o777, radix: 8))"
+                        + (tunOpen
+                            ? ", open to \(user)" : ": pasta, run by \(user), cannot make a container's network"),
+                fix: tunPresent
+                    ? "as root, run 'coop setup-host --user \(user)' (mode 0666, as udev gives it)" : "modprobe tun"))
         for tool in ["/usr/bin/mmdebstrap", "/usr/bin/gpgconf"] {
             let present = FileManager.default.isExecutableFile(atPath: tool)
             items.append(

@@ -20,8 +20,10 @@ struct Create: ParsableCommand {
         help: "Copy-on-write: an overlay of the image's shared base with the container's own changes on top.")
     var cow = false
     @OptionGroup var options: ImageOptions
+    @OptionGroup var networkOptions: NetworkOptions
 
     func run() throws {
+        let network = try networkOptions.settings()
         let reference = try ImageReference(parsing: image, remote: options.remote)
         let environment = try Environment(timeout: options.timeout)
         let creator = ContainerCreator(fetcher: environment.fetcher, containers: try environment.containers())
@@ -31,6 +33,12 @@ struct Create: ParsableCommand {
             created = try creator.create(name: name, image: reference, options: options.fetchOptions, cow: cow)
         } catch let error as CoopError {
             throw environment.explainingUnreachable(error, remote: reference.remote)
+        }
+        do {
+            try network.write(to: created.folder)
+        } catch {
+            try? creator.containers.destroy(name)
+            throw error
         }
         let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
         Console.status(
@@ -119,7 +127,8 @@ struct Destroy: ParsableCommand {
                     .conflict, "container \(name)", cause: "is running (pid \(state.pid))",
                     fix: "stop it first with 'coop stop \(name)'")
             }
-            // A container whose init was killed leaves its (empty) cgroup folders; they go with it.
+            // A container whose init was killed leaves its (empty) cgroup folders and its pasta; they go with it.
+            ContainerRuntime.endNetwork(folder: folder)
             if let definition = try? ContainerDefinition(folder: folder) {
                 ContainerCgroups.remove(state.cgroups ?? [], idMap: definition.idMap)
             }

@@ -103,6 +103,7 @@ struct Run: ParsableCommand {
     @Argument(parsing: .postTerminator, help: "The command, after --.")
     var command: [String] = []
     @OptionGroup var options: ImageOptions
+    @OptionGroup var networkOptions: NetworkOptions
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("give the command after --, e.g. coop run debian/bookworm -- ls") }
@@ -119,7 +120,8 @@ struct Run: ParsableCommand {
             throw environment.explainingUnreachable(error, remote: reference.remote)
         }
         defer { throwaway.remove() }
-        let container = try ContainerDefinition(folder: throwaway.folder)
+        var container = try ContainerDefinition(folder: throwaway.folder)
+        container.network = try networkOptions.settings()
         let status = try ContainerRuntime.start(
             container, command: command, foreground: true, overlayLower: throwaway.base)
         throwaway.remove()

@@ -9,7 +9,9 @@ struct SetupHost: ParsableCommand {
         abstract: "Prepare this host for a user's containers (as root, once; safe to repeat).",
         discussion: """
             Gives the user 65536 subordinate uids and gids if it has none, and a cgroup subtree of its own \
-            (coop/USER in every hierarchy) so that containers get limits and systemd can boot.
+            (coop/USER in every hierarchy) so that containers get limits and systemd can boot, and makes \
+            /dev/net/tun mode 0666 (kept by /etc/tmpfiles.d/coop-tun.conf) so that pasta can give containers \
+            a network.
             """)
 
     @Option(name: .long, help: "The ordinary user who will run containers.")

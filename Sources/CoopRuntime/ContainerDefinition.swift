@@ -3,7 +3,8 @@ import CoopSupport
 import CoopSystem
 import Foundation
 
-/// What the runtime reads from a container's LXC config: rootfs, name, id map and network kind.
+/// What the runtime reads from a container's LXC config (rootfs, name, id map, network kind) and coop's
+/// network settings beside it.
 public struct ContainerDefinition: Sendable {
     public var name: String
     public var folder: URL
@@ -13,8 +14,10 @@ public struct ContainerDefinition: Sendable {
     public var cowBase: URL?
     public var hostname: String
     public var idMap: IDMap
-    /// `lxc.net.0.type = none`: the container shares the host's network namespace.
-    public var sharesHostNetwork: Bool
+    /// `lxc.net.0.type = none` shares the host's network; otherwise coop's settings (`coop-network.conf`), or
+    /// without them the default (`ContainerNetwork.standard`).
+    public var network: ContainerNetwork
+    public var sharesHostNetwork: Bool { network.mode == .host }
     /// `lxc.cgroup.*` and `lxc.cgroup2.*` lines, in order (device rules are left to the runtime's own /dev).
     public var limits: [CgroupLimit]
 
@@ -40,7 +43,10 @@ public struct ContainerDefinition: Sendable {
         }
         hostname = config.utsName ?? name
         idMap = IDMap(uidStart: uids.hostID, gidStart: gids.hostID, count: min(uids.count, gids.count))
-        sharesHostNetwork = config.networkType == "none"
+        // LXC's own word for the host's network holds for coop too; otherwise coop's settings, or the default.
+        network =
+            config.networkType == "none"
+            ? ContainerNetwork(mode: .host) : try ContainerNetwork.read(folder) ?? ContainerNetwork.standard
         // Device rules are left to the runtime's own /dev.
         limits = config.cgroupSettings.map { CgroupLimit(key: $0.key, value: $0.value, isVersion2: $0.isVersion2) }
             .filter { $0.controller != "devices" }

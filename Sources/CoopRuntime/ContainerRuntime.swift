@@ -41,6 +41,12 @@ public enum ContainerRuntime {
         let tree = overlayLower ?? container.rootfs
         let bootsInit = ContainerDefinition.bootsInit(command, in: tree)
         let systemd = bootsInit && ContainerDefinition.isSystemd(command?.first ?? "/sbin/init", in: tree)
+        // A pasta left by an earlier run that ended by itself goes before the new one comes.
+        Pasta.end(folder: container.folder)
+        let gateway = try pastaGateway(container)
+        let nameFiles = try gateway.map {
+            try Pasta.nameFiles(folder: container.folder, hostname: container.hostname, gateway: $0)
+        }
         let cgroups = try ContainerCgroups.prepare(container, placed: bootsInit || !container.limits.isEmpty)
         warnAboutCgroups(cgroups, container: container, bootsSystemd: systemd)
         var initCommand = command ?? ["/sbin/init"]
@@ -49,12 +55,17 @@ public enum ContainerRuntime {
             initCommand.append("SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1")
         }
         let interactive = foreground && RawTerminal.isInteractive
-        let request = SupervisorRequest(
+        var request = SupervisorRequest(
             rootfs: container.rootfs.path, hostname: container.hostname, overlayLower: overlayLower?.path,
             overlayOnDisk: container.cowBase != nil, sharesHostNetwork: container.sharesHostNetwork,
             console: foreground ? (interactive ? .typed : .none) : .stdio,
             cgroupMounts: cgroups.mounts, command: initCommand,
             environment: environment.map { "\($0.key)=\($0.value)" }.sorted())
+        if let files = nameFiles {
+            request.waitsForNetwork = true
+            request.resolvConf = files.resolv.path
+            request.hosts = files.hosts.path
+        }
         let relayed = foreground && !interactive ? try RelayedStdio.forTerminals() : RelayedStdio.none
         // The supervisor's stdio (the relayed terminals; in the background no input and the console log)
         // and its two pipes, which it inherits on top (not as stdio, which is the container's console).
@@ -114,15 +125,25 @@ public enum ContainerRuntime {
             cgroups.remove(idMap: container.idMap)
             throw error
         }
-        close(requestPipe.write)
-        var reply = coop_start_reply()
-        let got = withUnsafeMutableBytes(of: &reply) { coop_read_full(replyPipe.read, $0.baseAddress, $0.count) }
+        var (got, reply) = readReply(replyPipe.read)
+        if let gateway, got == MemoryLayout<coop_start_reply>.size, reply.pid > 0 {
+            // PID 1 is forked and waits: its namespaces get their network before its command starts.
+            configureNetwork(container, pid: reply.pid, gateway: gateway)
+            var ready: UInt8 = 1
+            // A supervisor that is gone already has its reply waiting all the same.
+            _ = write(requestPipe.write, &ready, 1)
+            close(requestPipe.write)
+            (got, reply) = readReply(replyPipe.read)
+        } else {
+            close(requestPipe.write)
+        }
         close(replyPipe.read)
         guard got == MemoryLayout<coop_start_reply>.size, reply.pid > 0 else {
             terminal?.restore()
             relayed.relay(until: supervisor.pid)
             let status = supervisor.wait()
             cgroups.remove(idMap: container.idMap)
+            Pasta.end(folder: container.folder)
             guard got == MemoryLayout<coop_start_reply>.size, reply.failure.stage != 0 else {
                 throw CoopError(
                     .internal, "start of \(container.name)",
@@ -147,7 +168,10 @@ public enum ContainerRuntime {
             ).write(container.folder)
         }
         lock.unlock()
-        guard foreground else { return nil }
+        guard foreground else {
+            if gateway != nil { Pasta.endWithContainer(supervisor: supervisor.pid, folder: container.folder) }
+            return nil
+        }
         // Keys typed at the terminal are for the container; coop waits for it to end.
         signal(SIGINT, SIG_IGN)
         signal(SIGQUIT, SIG_IGN)
@@ -155,8 +179,46 @@ public enum ContainerRuntime {
         let status = supervisor.wait()
         terminal?.restore()
         cgroups.remove(idMap: container.idMap)
+        Pasta.end(folder: container.folder)
         unlink(ContainerState.file(container.folder).path)
         return status
+    }
+
+    static func readReply(_ fd: Int32) -> (Int, coop_start_reply) {
+        var reply = coop_start_reply()
+        let got = withUnsafeMutableBytes(of: &reply) { coop_read_full(fd, $0.baseAddress, $0.count) }
+        return (got, reply)
+    }
+
+    /// The gateway pasta will give the container, or nil when it gets no pasta: its settings say so, or
+    /// pasta cannot work here, which leaves it loopback only with a warning that names the fix.
+    static func pastaGateway(_ container: ContainerDefinition) throws -> String? {
+        guard container.network.mode == .pasta else { return nil }
+        if let problem = Pasta.unusable() {
+            Console.warning(
+                "\(container.name) gets loopback only: pasta cannot give it a network here: \(problem.cause). "
+                    + "Fix: \(problem.fix)")
+            return nil
+        }
+        return Pasta.gateway()
+    }
+
+    /// Runs pasta against PID 1 `pid`. A pasta that fails leaves the container loopback only, with a
+    /// warning: the container still starts, as it would without a network.
+    static func configureNetwork(_ container: ContainerDefinition, pid: Int32, gateway: String) {
+        do {
+            try Pasta.configure(pid: pid, network: container.network, gateway: gateway, folder: container.folder)
+        } catch let error as CoopError {
+            Console.warning(
+                "\(container.name) gets loopback only: \(error.what) \(error.cause). Fix: \(error.fix ?? "")")
+        } catch {
+            Console.warning("\(container.name) gets loopback only: pasta: \(error)")
+        }
+    }
+
+    /// Ends what serves a container's network from outside (its pasta), once the container is gone.
+    public static func endNetwork(folder: URL) {
+        Pasta.end(folder: folder)
     }
 
     /// PID 1's environment, as LXC gives it.
@@ -313,6 +375,8 @@ public enum ContainerRuntime {
 
     /// Asks init to power off, and kills it after `timeout` seconds.
     public static func stop(_ container: ContainerDefinition, timeout: Double) throws {
+        // pasta outlives the namespaces it serves: it goes once the container is down (or already was).
+        defer { Pasta.end(folder: container.folder) }
         let state = try running(container)
         try sendSignal(state.pid, state.stopSignal ?? container.stopSignal, container: container)
         if !waitUntil(timeout, { !state.isRunning }, pid: state.pid) {

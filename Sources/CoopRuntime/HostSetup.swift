@@ -29,7 +29,37 @@ public enum HostSetup {
         }
         report.append(rootsRange(subuid: subuid, subgid: subgid))
         report += try delegateCgroups(user: user, uid: uid, gid: gid)
+        report += try openTun()
         return report
+    }
+
+    /// Where the mode of /dev/net/tun is kept across reboots: systemd-tmpfiles applies it at boot.
+    static let tunRule = "/etc/tmpfiles.d/coop-tun.conf"
+
+    /// /dev/net/tun open to every user (mode 0666, as udev makes it on a standard Debian), which pasta
+    /// needs to give a user's container a network; the device itself only makes tap devices in namespaces
+    /// of the user's own. Kept across reboots by a tmpfiles.d entry.
+    static func openTun(device: String = "/dev/net/tun", rule: String = tunRule) throws -> [String] {
+        var lines: [String] = []
+        var info = stat()
+        if stat(device, &info) != 0 {
+            lines.append(
+                "warning: \(device) is missing, so containers get no network through pasta; fix: modprobe tun")
+        } else if info.st_mode & 0o666 == 0o666 {
+            lines.append("network: \(device) is open to users (mode 0666), as pasta needs")
+        } else {
+            guard chmod(device, 0o666) == 0 else { throw CoopError.system("chmod 0666 \(device)", kind: .hostSetup) }
+            lines.append("network: made \(device) mode 0666 (was 0\(String(info.st_mode & 0o777, radix: 8))) for pasta")
+        }
+        let text =
+            "# coop: pasta gives users' containers a network through this device (udev's usual mode)\n"
+            + "z \(device) 0666 - - -\n"
+        if (try? String(contentsOfFile: rule, encoding: .utf8)) != text {
+            try FileSystem.createDirectory(URL(fileURLWithPath: rule).deletingLastPathComponent())
+            try FileSystem.writeAtomically(text, to: URL(fileURLWithPath: rule))
+            lines.append("network: wrote \(rule), which keeps that mode across reboots")
+        }
+        return lines
     }
 
     /// Root's own range (reserved now when it has none, so that no user is given it later); a range of

@@ -21,6 +21,11 @@ struct SupervisorRequest: Sendable {
     /// A copy-on-write container: the overlay's changes stay in its folder (`delta0`), not in a tmpfs.
     var overlayOnDisk = false
     var sharesHostNetwork: Bool
+    /// PID 1 waits before its exec until coop has configured the network (and says so on the request pipe).
+    var waitsForNetwork = false
+    /// Files bound onto /etc/resolv.conf and /etc/hosts inside.
+    var resolvConf: String?
+    var hosts: String?
     var console: Console
     var cgroupMounts: [CgroupMount]
     /// PID 1's command line and environment ("NAME=VALUE").
@@ -35,6 +40,7 @@ struct SupervisorRequest: Sendable {
         case .stdio: flags |= COOP_REQUEST_CONSOLE_STDIO
         case .typed: flags |= COOP_REQUEST_CONSOLE_INPUT
         }
+        if waitsForNetwork { flags |= COOP_REQUEST_WAIT_NETWORK }
         return flags
     }
 
@@ -51,6 +57,8 @@ struct SupervisorRequest: Sendable {
         append(rootfs)
         append(hostname)
         append(overlayLower ?? "")
+        append(resolvConf ?? "")
+        append(hosts ?? "")
         for mount in cgroupMounts {
             switch mount.kind {
             case .version1: append(COOP_CGROUP_V1.rawValue)

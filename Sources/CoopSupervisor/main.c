@@ -4,8 +4,10 @@
 // It is plain C on purpose: one per running container, it must cost almost no memory.
 //
 // Usage: coop-supervisor REQUEST_FD REPLY_FD [LABEL]
+//        coop-supervisor --end-network SUPERVISOR_PID PASTA_PID (see end_network_after)
 //   REQUEST_FD  gives one request (coop_protocol.h) once coop has placed this process in its cgroups;
-//               end of file instead: coop gave up
+//               end of file instead: coop gave up. With a network to wait for, then one byte once it
+//               is configured, read by PID 1
 //   REPLY_FD    receives one coop_start_reply: PID 1's pid, or the stage that failed, errno and the path
 //   LABEL       the container's rootfs, for ps; not read
 // Exit status: PID 1's, or 128 + the signal that ended it, once it ran; else the failed stage's
@@ -87,6 +89,19 @@ static int answer(int fd, const coop_start_reply *reply) {
     int closed = coop_close(fd);
     if (sigaction(SIGPIPE, &previous, NULL) < 0) return -1;
     return written == 0 && closed == 0 ? 0 : -1;
+}
+
+// The first answer when coop configures the network: PID 1's pid, so that coop can join its namespaces.
+static int announce(int fd, pid_t pid) {
+    coop_start_reply first;
+    memset(&first, 0, sizeof first);
+    first.pid = pid;
+    struct sigaction ignore = {0}, previous;
+    ignore.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &ignore, &previous) < 0) return -1;
+    int written = coop_write_full(fd, &first, sizeof first);
+    if (sigaction(SIGPIPE, &previous, NULL) < 0) return -1;
+    return written;
 }
 
 // Answers with the failure in `reply` and returns the status to exit with.
@@ -192,7 +207,43 @@ static void end_pid1(void) {
     }
 }
 
+// A pid given on the command line; -1 when it is not one.
+static pid_t pid_argument(const char *text) {
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 2 || value > INT_MAX) return -1;
+    return (pid_t)value;
+}
+
+// `coop-supervisor --end-network SUPERVISOR PASTA`: started by `coop start` as the user beside a container
+// in the background whose network pasta serves. pasta does not end when the container's namespaces go, so
+// this waits for the container's supervisor to end, then ends that pasta (held by a pidfd from the start,
+// so a recycled pid is never signalled). Exit status 0, or 2 when the arguments are not coop's.
+static int end_network_after(const char *supervisor_text, const char *pasta_text) {
+    pid_t supervisor = pid_argument(supervisor_text), pasta = pid_argument(pasta_text);
+    if (supervisor < 0 || pasta < 0) {
+        fprintf(stderr, "coop-supervisor: started by coop only (see coop start)\n");
+        return 2;
+    }
+    // Nothing of coop's may stay open here for as long as the container runs.
+    if (coop_close_descriptors(3, NULL, 0, 0) < 0) return 1;
+    int pasta_fd = (int)syscall(SYS_pidfd_open, pasta, 0);
+    // A pasta that is gone already needs no end.
+    if (pasta_fd < 0) return 0;
+    int watched = (int)syscall(SYS_pidfd_open, supervisor, 0);
+    if (watched >= 0) {
+        struct pollfd entry = {.fd = watched, .events = POLLIN};
+        while (poll(&entry, 1, -1) < 0 && errno == EINTR) {
+        }
+    }
+    // ESRCH: it ended on its own (coop stop ends it too).
+    if (syscall(SYS_pidfd_send_signal, pasta_fd, SIGTERM, NULL, 0) < 0 && errno != ESRCH) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--end-network") == 0) return end_network_after(argv[2], argv[3]);
     int request_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[1]) : -1;
     int reply_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[2]) : -1;
     if (request_fd < 0 || reply_fd < 0 || request_fd == reply_fd) {
@@ -214,7 +265,9 @@ int main(int argc, char **argv) {
     }
     coop_request request;
     int taken = coop_request_read(request_fd, &request, failure);
-    if (coop_close(request_fd) < 0 && taken == 0) {
+    // With a network to wait for, the request pipe also brings coop's word that it is ready: PID 1 reads it.
+    int waits = taken == 0 && (request.flags & COOP_REQUEST_WAIT_NETWORK) != 0;
+    if (!waits && coop_close(request_fd) < 0 && taken == 0) {
         note(failure, COOP_RUN_DESCRIPTORS, "close the request pipe");
         taken = -1;
     }
@@ -237,8 +290,27 @@ int main(int argc, char **argv) {
         .cgroup_count = request.cgroup_count,
         .overlay_lower = request.overlay_lower,
         .overlay_on_disk = (request.flags & COOP_REQUEST_OVERLAY_ON_DISK) != 0,
+        .network_ready_fd = waits ? request_fd : -1,
+        .resolv_conf = request.resolv_conf,
+        .hosts = request.hosts,
     };
-    init_pid = coop_container_start(&spec, failure);
+    int report = -1;
+    init_pid = coop_container_fork(&spec, &report, failure);
+    if (waits && coop_close(request_fd) < 0 && init_pid > 0) {
+        // PID 1 holds its own copy; ours must go, or PID 1 would never see coop give up.
+        note(failure, COOP_RUN_DESCRIPTORS, "close the request pipe");
+        (void)coop_close(report);
+        end_pid1();
+        return give_up(reply_fd, &reply);
+    }
+    if (init_pid < 0) return give_up(reply_fd, &reply);
+    if (waits && announce(reply_fd, init_pid) < 0) {
+        note(failure, COOP_RUN_REPORT, "tell coop PID 1's pid");
+        (void)coop_close(report);
+        end_pid1();
+        return coop_failure_status(failure);
+    }
+    init_pid = coop_container_wait(init_pid, report, failure);
     if (init_pid < 0) return give_up(reply_fd, &reply);
     if (take_signals(typing, failure) < 0) {
         end_pid1();

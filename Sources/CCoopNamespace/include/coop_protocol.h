@@ -9,16 +9,22 @@
 // request on REQUEST_FD; end of file before it means coop gave up. It answers with one coop_start_reply
 // on REPLY_FD. Both sides run on the same machine: integers are in its byte order.
 //
+// With COOP_REQUEST_WAIT_NETWORK the supervisor answers twice: first a coop_start_reply with PID 1's pid
+// as soon as PID 1 is forked (or a failure, and nothing more), then, once coop has configured the network
+// from outside and written one byte on REQUEST_FD (PID 1 reads it before it execs; end of file instead:
+// coop gave up, and PID 1 fails at COOP_RUN_NETWORK), the usual final reply.
+//
 // A request is a coop_request_header, then `size` bytes of fields in this order, each string as a
 // uint32_t length, that many bytes and a NUL (no NUL inside):
 //   ROOTFS, HOSTNAME, LOWER ("": not a throwaway container),
+//   RESOLV, HOSTS (files bound onto /etc/resolv.conf and /etc/hosts inside; "": the image's stay),
 //   for each of `cgroup_count` mounts: a uint32_t coop_cgroup_kind, FOLDER, OPTIONS, HOST_FOLDER ("": none),
 //   `argc` strings of PID 1's command line, `envc` strings of its environment ("NAME=VALUE").
 // The supervisor refuses anything else: a wrong magic or version, a count or size above the limits below,
 // a field that runs past `size`, bytes left over after the last field.
 
 #define COOP_REQUEST_MAGIC 0x636f6f70u
-#define COOP_REQUEST_VERSION 1u
+#define COOP_REQUEST_VERSION 2u
 /// The largest request the supervisor reads, fields included.
 #define COOP_REQUEST_MAX_SIZE (1u << 20)
 /// The most strings of PID 1's command line, and of its environment, in one request.
@@ -34,6 +40,8 @@
 /// A copy-on-write container: the overlay's upper layer is `delta0` and its work folder `work` beside
 /// ROOTFS (in the container's folder, as LXC names them), and the overlay is mounted on ROOTFS itself.
 #define COOP_REQUEST_OVERLAY_ON_DISK 0x100u
+/// PID 1 waits before exec until coop says the network is ready (see above).
+#define COOP_REQUEST_WAIT_NETWORK 8u
 
 typedef struct {
     uint32_t magic;
@@ -53,6 +61,9 @@ typedef struct {
     const char *hostname;
     /// NULL: not a throwaway container.
     const char *overlay_lower;
+    /// NULL: the image's own.
+    const char *resolv_conf;
+    const char *hosts;
     coop_cgroup_mount *cgroup_mounts;
     size_t cgroup_count;
     /// NULL-terminated.

@@ -37,6 +37,7 @@ typedef enum {
     COOP_RUN_SIGNALS,
     COOP_RUN_REPORT,
     COOP_RUN_JOIN_CGROUPS,
+    COOP_RUN_NETWORK,
 } coop_run_stage;
 
 /// Room for the call and what it acted on in a failure report; a longer text is cut.
@@ -104,6 +105,12 @@ typedef struct {
     /// With `overlay_lower`: a copy-on-write container, whose upper layer is `delta0` and work folder
     /// `work` beside `rootfs` (on the host's disk); the overlay is mounted on `rootfs` itself.
     int overlay_on_disk;
+    /// PID 1 reads one byte here before it takes its console and execs, so that its command starts with
+    /// the network coop configures from outside; end of file means coop gave up. -1: no wait.
+    int network_ready_fd;
+    /// Files bound onto /etc/resolv.conf and /etc/hosts inside (NULL: those of the image stay).
+    const char *resolv_conf;
+    const char *hosts;
 } coop_container_spec;
 
 /// Called in a fresh single-threaded process that is root of the container's user namespace: makes the
@@ -111,6 +118,14 @@ typedef struct {
 /// and execs `argv`. Returns PID 1's pid as the caller sees it (the caller stays outside and supervises),
 /// or -1 with `failure` naming the stage.
 pid_t coop_container_start(const coop_container_spec *spec, coop_failure *failure);
+
+/// The first half of coop_container_start: makes the namespaces and forks PID 1, whose report pipe goes to
+/// `report`. Returns its pid (-1 with `failure` filled in). PID 1 may still be setting up or waiting.
+pid_t coop_container_fork(const coop_container_spec *spec, int *report, coop_failure *failure);
+
+/// The second half: waits until PID 1 execs (its report pipe reads end of file). Returns its pid, or -1
+/// with `failure` as PID 1 reported it (PID 1 then is reaped).
+pid_t coop_container_wait(pid_t pid, int report, coop_failure *failure);
 
 /// Removes the cgroups made below each host folder of `mounts` (deepest first), once PID 1 is gone.
 void coop_cgroup_prune(const coop_cgroup_mount *mounts, size_t count);
