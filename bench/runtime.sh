@@ -367,7 +367,10 @@ xz --robot --list "$work/www/$site/$build_path/rootfs.tar.xz" | awk -F'\t' '$1 =
 chmod 0644 "$work/config/coop/images.index"
 
 echo "== containers"
-"${as_user[@]}" coop create "$NAME" "bench:debian/bookworm/$arch/$variant" >"$work/log/create.log" 2>&1 ||
+# Loopback only, as LXC's container here (lxc.net.0.type = empty) and crun's spec (a network namespace
+# of its own): coop's default network, pasta, is a job none of the anchors does.
+"${as_user[@]}" coop create "$NAME" "bench:debian/bookworm/$arch/$variant" --network none \
+    >"$work/log/create.log" 2>&1 ||
     die "coop create: $(tail -n 5 "$work/log/create.log")"
 [ -x "$rootfs/lib/systemd/systemd" ] || die "coop made no rootfs with systemd at $rootfs"
 echo "   coop: $rootfs ($(find "$rootfs" | wc -l) entries)"
@@ -454,7 +457,7 @@ bench true-coop "coop start -- /bin/true" "$runs" "$warmup" "" \
     "${as_user[@]}" coop start "$NAME" --foreground -- /bin/true
 # coop run: a throwaway container over the image's base (unpacked by the warmup run), a tmpfs on top.
 bench true-run "coop run -- /bin/true" "$runs" "$warmup" "" \
-    "${as_user[@]}" coop run "bench:debian/bookworm/$arch/$variant" -- /bin/true
+    "${as_user[@]}" coop run "bench:debian/bookworm/$arch/$variant" --network none -- /bin/true
 bench true-bwrap "bwrap /bin/true" "$runs" "$warmup" "" \
     "${as_user[@]}" bwrap --unshare-all --uid 0 --gid 0 --ro-bind "$rootfs" / --proc /proc --dev /dev /bin/true
 # crun run deletes the container when it ends: the same id serves every run.
@@ -511,7 +514,7 @@ echo "== memory: $supervisors busybox containers with coop start; $NAME booted w
 : >"$work/res/memory.tsv"
 for ((i = 1; i <= supervisors; i++)); do
     name=$BUSYBOX$i
-    if ! "${as_user[@]}" coop create "$name" fixtures:busybox/1.36 >"$work/log/$name.log" 2>&1 ||
+    if ! "${as_user[@]}" coop create "$name" fixtures:busybox/1.36 --network none >"$work/log/$name.log" 2>&1 ||
         ! "$as_cg" coop start "$name" >>"$work/log/$name.log" 2>&1; then
         mark_failed memory-coop "$name: $(first_error "$work/log/$name.log")"
         break
