@@ -78,7 +78,7 @@ struct CowTests {
 
         let first = try run(
             sandbox, "c1",
-            "echo one > /mark-c1 && echo cowmark >> /etc/passwd && rm /etc/hosts && cat /etc/hostname && hostname")
+            "echo one > /mark-c1 && echo cowmark >> /etc/passwd && rm /etc/group && cat /etc/hostname && hostname")
         #expect(first.status == 0, "\(first)")
         #expect(first.stdout == "c1\nc1\n", "\(first)")
         #expect(FileSystemCheck.exists(c1.appendingPathComponent("delta0/mark-c1")))
@@ -86,10 +86,10 @@ struct CowTests {
         // c2 sees the base as it was; its own write stays its own.
         let second = try run(
             sandbox, "c2",
-            "test ! -e /mark-c1 && test -e /etc/hosts && ! grep -q cowmark /etc/passwd && echo two > /mark-c2")
+            "test ! -e /mark-c1 && test -e /etc/group && ! grep -q cowmark /etc/passwd && echo two > /mark-c2")
         #expect(second.status == 0, "\(second)")
         // The changes stay across starts.
-        let again = try run(sandbox, "c1", "cat /mark-c1 && test ! -e /mark-c2 && test ! -e /etc/hosts")
+        let again = try run(sandbox, "c1", "cat /mark-c1 && test ! -e /mark-c2 && test ! -e /etc/group")
         #expect(again.status == 0 && again.stdout == "one\n", "\(again)")
         // Root inside writes the base's files only through the overlay: copied up, never in place.
         #expect(digest(base) == before)
