@@ -52,13 +52,7 @@ extension ContainerStore {
 
     /// The rootfs (or upper layer), config and record of `source` into `staging`, for the container `name`.
     private func copyFiles(of source: String, in sourceFolder: URL, to staging: URL, as name: String) throws {
-        let configFile = sourceFolder.appendingPathComponent("config")
-        guard let text = try? String(contentsOf: configFile, encoding: .utf8) else {
-            throw CoopError(
-                .notFound, "container \(source)", cause: "has no readable config at \(configFile.path)",
-                fix: "run 'coop list' to see the containers")
-        }
-        var config = LXCConfig(parsing: text)
+        var config = try LXCConfig.read(containerFolder: sourceFolder, name: source)
         var record = self.record(source)
         let final = folder(name)
         let values = [

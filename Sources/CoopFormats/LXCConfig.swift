@@ -108,6 +108,17 @@ public struct LXCConfig: Sendable, Equatable {
         lines.append(.blank)
     }
 
+    /// The `config` of the container folder `folder`, parsed; a missing or unreadable one names the container.
+    public static func read(containerFolder folder: URL, name: String) throws -> LXCConfig {
+        let file = folder.appendingPathComponent("config")
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+            throw CoopError(
+                .notFound, "container \(name)", cause: "has no readable config at \(file.path)",
+                fix: "run 'coop list' to see the containers")
+        }
+        return LXCConfig(parsing: text)
+    }
+
     /// The config's text, every line checked again (a parsed config may hold lines no writer would write).
     public func formatted() throws -> String {
         var text = ""

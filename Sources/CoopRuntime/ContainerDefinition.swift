@@ -22,13 +22,7 @@ public struct ContainerDefinition: Sendable {
     public var limits: [CgroupLimit]
 
     public init(folder: URL) throws {
-        let configFile = folder.appendingPathComponent("config")
-        guard let text = try? String(contentsOf: configFile, encoding: .utf8) else {
-            throw CoopError(
-                .notFound, "container \(folder.lastPathComponent)", cause: "has no config at \(configFile.path)",
-                fix: "run 'coop list' to see the containers")
-        }
-        let config = LXCConfig(parsing: text)
+        let config = try LXCConfig.read(containerFolder: folder, name: folder.lastPathComponent)
         guard let uids = config.rootMapping(.user), let gids = config.rootMapping(.group) else {
             throw CoopError(
                 .usage, "config of \(folder.lastPathComponent)", cause: "has no lxc.idmap lines for ids 0",
