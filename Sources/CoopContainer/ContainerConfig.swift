@@ -45,9 +45,7 @@ public struct ContainerConfig {
             }
             try config.setUTSName(name)
             config.appendBlank()
-            try config.appendComment(
-                "Network: a private network namespace, loopback only under lxc-start; coop adds pasta (coop-network.conf)"
-            )
+            try config.appendComment("Network: a private network namespace with loopback only")
             try config.setNetworkType("empty")
             return config
         }

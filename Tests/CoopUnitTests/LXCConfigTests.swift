@@ -59,7 +59,7 @@ struct LXCConfigTests {
             lxc.rootfs.path = dir:/c/c1/rootfs
             lxc.uts.name = c1
 
-            # Network: a private network namespace, loopback only under lxc-start; coop adds pasta (coop-network.conf)
+            # Network: a private network namespace with loopback only
             lxc.net.0.type = empty
 
             """
