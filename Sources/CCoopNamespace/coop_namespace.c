@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
@@ -269,6 +270,8 @@ static void place_and_map(pid_t pid, char *const uidmap_argv[], char *const gidm
             return;
         }
     }
+    // Joining a user namespace that exists: its maps are written already.
+    if (uidmap_argv == NULL || gidmap_argv == NULL) return;
     // posix_spawn returns once its child has exec'd, and the exec of a setuid helper takes most of a
     // millisecond: newgidmap is started from a thread of its own, so that both helpers start at once.
     struct helper_start gid_start = {.argv = gidmap_argv, .pid = pid, .helper = -1, .error = 0};
@@ -297,10 +300,11 @@ static void place_and_map(pid_t pid, char *const uidmap_argv[], char *const gidm
 }
 
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
-                 char *const uidmap_argv[], char *const gidmap_argv[], char *const cgroup_procs[], int new_session,
-                 coop_spawn_failure *failure) {
+                 char *const uidmap_argv[], char *const gidmap_argv[], int join_userns, char *const cgroup_procs[],
+                 int new_session, coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
-    int use_userns = uidmap_argv != NULL && gidmap_argv != NULL;
+    int joins = join_userns >= 0;
+    int use_userns = (uidmap_argv != NULL && gidmap_argv != NULL) || joins;
     int report_pipe[2] = {-1, -1}, ready_pipe[2] = {-1, -1}, go_pipe[2] = {-1, -1};
 
     if (pipe2(report_pipe, O_CLOEXEC) < 0 ||
@@ -333,12 +337,17 @@ pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const
         }
         if (use_userns) {
             if (coop_close(ready_pipe[0]) < 0 || coop_close(go_pipe[1]) < 0) child_fail(report_pipe[1], COOP_STAGE_DUP);
-            if (unshare(CLONE_NEWUSER) < 0) child_fail(report_pipe[1], COOP_STAGE_UNSHARE);
+            if (!joins && unshare(CLONE_NEWUSER) < 0) child_fail(report_pipe[1], COOP_STAGE_UNSHARE);
             char byte = 'r';
             if (write(ready_pipe[1], &byte, 1) != 1) child_fail(report_pipe[1], COOP_STAGE_SYNC);
-            // The parent writes one byte once both maps are in place, or closes the pipe on failure (and
-            // reports that failure itself).
+            // The parent writes one byte once both maps are in place (or, joining, once the child is in its
+            // cgroups), or closes the pipe on failure (and reports that failure itself).
             if (coop_read_full(go_pipe[0], &byte, 1) != 1) _exit(126);
+            // A namespace that exists already is joined only now: the cgroups took the child while it still
+            // had the caller's credentials. The user's groups go before the switch to root there.
+            if (joins && (setns(join_userns, CLONE_NEWUSER) < 0 || coop_close(join_userns) < 0))
+                child_fail(report_pipe[1], COOP_STAGE_UNSHARE);
+            if (joins && setgroups(0, NULL) < 0) child_fail(report_pipe[1], COOP_STAGE_SETID);
             if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_fail(report_pipe[1], COOP_STAGE_SETID);
         }
         execve(path, argv, envp);
@@ -363,7 +372,7 @@ pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const
         char byte;
         ssize_t ready = coop_read_full(ready_pipe[0], &byte, 1);
         if (ready == 1) {
-            place_and_map(pid, uidmap_argv, gidmap_argv, cgroup_procs, failure);
+            place_and_map(pid, joins ? NULL : uidmap_argv, joins ? NULL : gidmap_argv, cgroup_procs, failure);
             byte = 'g';
             if (failure->stage == COOP_STAGE_NONE && coop_write_full(go_pipe[1], &byte, 1) < 0)
                 note(failure, COOP_STAGE_SYNC, errno);

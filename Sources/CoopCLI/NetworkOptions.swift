@@ -23,7 +23,7 @@ struct NetworkOptions: ParsableArguments {
     func settings() throws -> ContainerNetwork {
         var network = ContainerNetwork.standard
         if let name = self.network {
-            guard let mode = ContainerNetwork.Mode(rawValue: name) else {
+            guard let mode = ContainerNetwork.Mode(rawValue: name), mode != .fleet else {
                 throw ValidationError("--network \(name): give pasta, none or host")
             }
             network.mode = mode

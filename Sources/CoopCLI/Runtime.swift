@@ -15,11 +15,25 @@ struct Start: ParsableCommand {
     var name: String
     @Flag(name: .long, help: "Stay attached to the container's console.")
     var foreground = false
+    @Flag(name: .long, help: "Return once booted: systemd running or degraded (any other init: once it runs).")
+    var wait = false
+    @Option(name: .long, help: "Seconds --wait waits for the boot.")
+    var timeout: Double = 120
     @Argument(parsing: .postTerminator, help: "A command to run as PID 1 instead of /sbin/init.")
     var command: [String] = []
 
+    func validate() throws {
+        if wait && foreground {
+            throw ValidationError("--wait is for a container in the background: drop --foreground")
+        }
+    }
+
     func run() throws {
         try Self.start(name: name, foreground: foreground, command: command)
+        guard wait else { return }
+        let container = try LocalContainers().container(named: name)
+        let state = try ContainerRuntime.waitUntilBooted(container, timeout: timeout)
+        Console.status("\(name) booted (\(state))")
     }
 
     static func start(name: String, foreground: Bool, command: [String]) throws {

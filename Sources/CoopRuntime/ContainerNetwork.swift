@@ -12,6 +12,8 @@ public struct ContainerNetwork: Sendable, Equatable {
         case none
         /// The host's network namespace.
         case host
+        /// A node of a fleet: a link on the fleet's private bridge (`FleetNetwork`).
+        case fleet
     }
 
     /// A published TCP port: the host's 127.0.0.1:`host` reaches the container's `container`.
@@ -20,6 +22,11 @@ public struct ContainerNetwork: Sendable, Equatable {
         public var container: UInt16
 
         /// `HOSTPORT:CONTAINERPORT`, or one port for both.
+        public init(host: UInt16, container: UInt16) {
+            self.host = host
+            self.container = container
+        }
+
         public init?(_ text: String) {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { UInt16($0) }
             guard parts.count == 1 || parts.count == 2, let first = parts[0], let last = parts[parts.count - 1],
@@ -34,10 +41,15 @@ public struct ContainerNetwork: Sendable, Equatable {
 
     public var mode: Mode
     public var ports: [Port]
+    /// For a node: its fleet's name and its address on the fleet's subnet.
+    public var fleet: String?
+    public var address: String?
 
-    public init(mode: Mode, ports: [Port] = []) {
+    public init(mode: Mode, ports: [Port] = [], fleet: String? = nil, address: String? = nil) {
         self.mode = mode
         self.ports = ports
+        self.fleet = fleet
+        self.address = address
     }
 
     static let fileName = "coop-network.conf"
@@ -61,8 +73,19 @@ public struct ContainerNetwork: Sendable, Equatable {
             case "publish":
                 guard let port = Port(pair[1]) else { throw invalid(file, line: String(line)) }
                 network.ports.append(port)
+            case "fleet":
+                guard pair[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }), !pair[1].isEmpty else {
+                    throw invalid(file, line: String(line))
+                }
+                network.fleet = pair[1]
+            case "address":
+                guard FleetNetwork.number(pair[1]) != nil else { throw invalid(file, line: String(line)) }
+                network.address = pair[1]
             default: throw invalid(file, line: String(line))
             }
+        }
+        if network.mode == .fleet, network.fleet == nil || network.address == nil {
+            throw invalid(file, line: "mode = fleet (without 'fleet = NAME' and 'address = A.B.C.D')")
         }
         return network
     }
@@ -77,6 +100,8 @@ public struct ContainerNetwork: Sendable, Equatable {
     public func write(to folder: URL) throws {
         var text = "# coop's network settings (LXC does not read this file)\nmode = \(mode.rawValue)\n"
         for port in ports { text += "publish = \(port)\n" }
+        if let fleet { text += "fleet = \(fleet)\n" }
+        if let address { text += "address = \(address)\n" }
         try FileSystem.writeAtomically(text, to: folder.appendingPathComponent(Self.fileName))
     }
 }

@@ -44,9 +44,10 @@ public enum ContainerRuntime {
         // A pasta left by an earlier run that ended by itself goes before the new one comes.
         Pasta.end(folder: container.folder)
         let gateway = try pastaGateway(container)
-        let nameFiles = try gateway.map {
-            try Pasta.nameFiles(folder: container.folder, hostname: container.hostname, gateway: $0)
-        }
+        let fleet = try fleetNetwork(container)
+        let nameFiles =
+            try fleet.map { (resolv: FleetNetwork.resolvFile($0.folder), hosts: FleetNetwork.hostsFile($0.folder)) }
+            ?? gateway.map { try Pasta.nameFiles(folder: container.folder, hostname: container.hostname, gateway: $0) }
         let cgroups = try ContainerCgroups.prepare(container, placed: bootsInit || !container.limits.isEmpty)
         warnAboutCgroups(cgroups, container: container, bootsSystemd: systemd)
         var initCommand = command ?? ["/sbin/init"]
@@ -72,6 +73,8 @@ public enum ContainerRuntime {
         // Each is closed here once the supervisor has it, or when a step on the way fails.
         var inherited: [Int32] = []
         var stdio = relayed.inner
+        // A node of a fleet joins the fleet's user namespace, whose root gives it its link on the bridge.
+        var userNamespace: Int32 = -1
         var requestPipe: (read: Int32, write: Int32) = (-1, -1)
         var replyPipe: (read: Int32, write: Int32) = (-1, -1)
         do {
@@ -85,6 +88,10 @@ public enum ContainerRuntime {
                 guard nothing >= 0 else { throw CoopError.system("/dev/null for \(container.name)") }
                 inherited.append(nothing)
                 stdio = [nothing, log, log]
+            }
+            if let fleet {
+                userNamespace = try fleet.openUserNamespace()
+                inherited.append(userNamespace)
             }
             requestPipe = try Pipe.make()
             inherited.append(requestPipe.read)
@@ -108,7 +115,8 @@ public enum ContainerRuntime {
             try checkSystemCall(fcntl(replyPipe.write, F_SETFD, 0), "reply pipe of the supervisor")
             supervisor = try SpawnedProcess(
                 arguments: [supervisorPath, String(requestPipe.read), String(replyPipe.write), container.rootfs.path],
-                environment: [:], idMap: container.idMap, mapOwner: false, input: stdio[0], output: stdio[1],
+                environment: [:], idMap: fleet == nil ? container.idMap : nil, mapOwner: false,
+                joining: userNamespace, input: stdio[0], output: stdio[1],
                 error: stdio[2], cgroupProcs: cgroups.procsFiles, newSession: !foreground)
             // An init manages cgroups below its own (systemd does): they go to the container's root, only
             // now, as until the supervisor was in them the files that take processes had to be the user's.
@@ -126,12 +134,21 @@ public enum ContainerRuntime {
             throw error
         }
         var (got, reply) = readReply(replyPipe.read)
-        if let gateway, got == MemoryLayout<coop_start_reply>.size, reply.pid > 0 {
+        var networkError: (any Error)?
+        if gateway != nil || fleet != nil, got == MemoryLayout<coop_start_reply>.size, reply.pid > 0 {
             // PID 1 is forked and waits: its namespaces get their network before its command starts.
-            configureNetwork(container, pid: reply.pid, gateway: gateway)
+            if let gateway { configureNetwork(container, pid: reply.pid, gateway: gateway) }
+            if let fleet, let address = container.network.address {
+                do {
+                    try fleet.plug(node: container.name, pid: reply.pid, address: address)
+                } catch {
+                    networkError = error
+                }
+            }
             var ready: UInt8 = 1
-            // A supervisor that is gone already has its reply waiting all the same.
-            _ = write(requestPipe.write, &ready, 1)
+            // A supervisor that is gone already has its reply waiting all the same. Without the byte PID 1
+            // gives up, and the supervisor answers with that failure.
+            if networkError == nil { _ = write(requestPipe.write, &ready, 1) }
             close(requestPipe.write)
             (got, reply) = readReply(replyPipe.read)
         } else {
@@ -144,6 +161,7 @@ public enum ContainerRuntime {
             let status = supervisor.wait()
             cgroups.remove(idMap: container.idMap)
             Pasta.end(folder: container.folder)
+            if let networkError { throw networkError }
             guard got == MemoryLayout<coop_start_reply>.size, reply.failure.stage != 0 else {
                 throw CoopError(
                     .internal, "start of \(container.name)",
@@ -201,6 +219,18 @@ public enum ContainerRuntime {
             return nil
         }
         return Pasta.gateway()
+    }
+
+    /// The network of the fleet a node belongs to, which must be up; nil for any other container.
+    static func fleetNetwork(_ container: ContainerDefinition) throws -> FleetNetwork? {
+        guard container.network.mode == .fleet, let name = container.network.fleet else { return nil }
+        let containers = container.folder.deletingLastPathComponent()
+        guard let fleet = FleetNetwork.running(fleet: name, containers: containers) else {
+            throw CoopError(
+                .conflict, "container \(container.name)", cause: "is a node of fleet \(name), whose network is down",
+                fix: "bring the fleet up with 'coop fleet up FILE' (it starts its nodes)")
+        }
+        return fleet
     }
 
     /// Runs pasta against PID 1 `pid`. A pasta that fails leaves the container loopback only, with a

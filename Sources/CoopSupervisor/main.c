@@ -5,6 +5,7 @@
 //
 // Usage: coop-supervisor REQUEST_FD REPLY_FD [LABEL]
 //        coop-supervisor --end-network SUPERVISOR_PID PASTA_PID (see end_network_after)
+//        coop-supervisor --fleet-network|--fleet-plug|--fleet-join … (a fleet's network: coop_fleet.h)
 //   REQUEST_FD  gives one request (coop_protocol.h) once coop has placed this process in its cgroups;
 //               end of file instead: coop gave up. With a network to wait for, then one byte once it
 //               is configured, read by PID 1
@@ -244,6 +245,10 @@ static int end_network_after(const char *supervisor_text, const char *pasta_text
 
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--end-network") == 0) return end_network_after(argv[2], argv[3]);
+    if (argc == 6 && strcmp(argv[1], "--fleet-network") == 0) return coop_fleet_hold(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 9 && strcmp(argv[1], "--fleet-plug") == 0)
+        return coop_fleet_plug(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8]);
+    if (argc >= 4 && strcmp(argv[1], "--fleet-join") == 0) return coop_fleet_join(argv[2], argv + 3);
     int request_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[1]) : -1;
     int reply_fd = argc >= 3 && argc <= 4 ? descriptor_argument(argv[2]) : -1;
     if (request_fd < 0 || reply_fd < 0 || request_fd == reply_fd) {

@@ -8,11 +8,12 @@ public final class SpawnedProcess: @unchecked Sendable {
     private var status: Int32?
 
     /// Starts `arguments` (the first is an absolute path). `idMap` puts the child in a new user namespace
-    /// where it is root over that range. `input`, `output`, `error` become its fds 0, 1, 2.
+    /// where it is root over that range; `joining` (a user namespace fd of the caller's) puts it in that one
+    /// instead. `input`, `output`, `error` become its fds 0, 1, 2.
     public init(
         arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
-        idMap: IDMap?, mapOwner: Bool = true, input: Int32 = -1, output: Int32 = -1, error: Int32 = -1,
-        cgroupProcs: [String] = [], newSession: Bool = false
+        idMap: IDMap?, mapOwner: Bool = true, joining userNamespace: Int32 = -1, input: Int32 = -1,
+        output: Int32 = -1, error: Int32 = -1, cgroupProcs: [String] = [], newSession: Bool = false
     ) throws {
         // All memory is prepared here, before the fork: the child may not allocate.
         let argv = CStringArray(arguments)
@@ -28,7 +29,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         let pid = fds.withUnsafeBufferPointer { fdBuffer in
             coop_spawn(
                 arguments[0], argv.pointer, envp.pointer, fdBuffer.baseAddress, maps?.uid.pointer, maps?.gid.pointer,
-                procs?.pointer, newSession ? 1 : 0, &failure)
+                userNamespace, procs?.pointer, newSession ? 1 : 0, &failure)
         }
         if pid < 0 { throw Self.describe(failure, command: arguments[0]) }
         self.pid = pid
