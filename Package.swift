@@ -11,7 +11,8 @@ let package = Package(
         .executable(name: "coop-supervisor", targets: ["CoopSupervisor"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C libraries, each wrapped in its own module with typed shims for variadic calls and macros.
@@ -79,6 +80,11 @@ let package = Package(
             name: "CoopPublish", dependencies: ["CoopSupport", "CoopSystem", "CoopFormats", "CoopTrust"],
             swiftSettings: strict
         ),
+        // Fleets: many copy-on-write containers on one private network, from one file.
+        .target(
+            name: "CoopFleet", dependencies: ["CoopSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "CoopCLI",
             dependencies: [
@@ -93,7 +99,7 @@ let package = Package(
             name: "CoopUnitTests",
             dependencies: [
                 "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopStore", "CoopContainer", "CoopRuntime",
-                "CoopBuild", "CoopPublish",
+                "CoopBuild", "CoopPublish", "CoopFleet",
             ],
             swiftSettings: strict
         ),

@@ -10,10 +10,10 @@ ORDER = [
     "CLibcrypto", "CCoopNamespace", "CArchive", "CLZMA", "CCurl", "CGPGME",
     "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats",
     "CoopTransfer", "CoopTrust", "CoopStore", "CoopFetch", "CoopRootfs", "CoopContainer",
-    "CoopRuntime", "CoopBuild", "CoopPublish", "CoopCLI", "CoopUnitTests", "CoopSystemTests",
+    "CoopRuntime", "CoopBuild", "CoopPublish", "CoopFleet", "CoopCLI", "CoopUnitTests", "CoopSystemTests",
 ]
 # Modules of the toolchain and of packages, which Package.swift declares differently or not at all.
-OUTSIDE = {"Foundation", "FoundationEssentials", "Glibc", "Dispatch", "Testing", "ArgumentParser", "Synchronization"}
+OUTSIDE = {"Foundation", "FoundationEssentials", "Glibc", "Dispatch", "Testing", "ArgumentParser", "Synchronization", "Yams"}
 
 package = open("Package.swift").read()
 declared = {}
