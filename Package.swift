@@ -82,14 +82,18 @@ let package = Package(
         ),
         // Fleets: many copy-on-write containers on one private network, from one file.
         .target(
-            name: "CoopFleet", dependencies: ["CoopSupport", .product(name: "Yams", package: "Yams")],
+            name: "CoopFleet",
+            dependencies: [
+                "CoopSupport", "CoopSystem", "CoopFormats", "CoopFetch", "CoopContainer", "CoopRuntime",
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "CoopCLI",
             dependencies: [
                 "CoopSupport", "CoopSystem", "CoopFormats", "CoopTransfer", "CoopTrust", "CoopStore", "CoopFetch",
-                "CoopRootfs", "CoopContainer", "CoopRuntime", "CoopBuild", "CoopPublish",
+                "CoopRootfs", "CoopContainer", "CoopRuntime", "CoopBuild", "CoopPublish", "CoopFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

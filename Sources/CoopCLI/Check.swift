@@ -121,6 +121,22 @@ struct Check: ParsableCommand {
                             ? ", open to \(user)" : ": pasta, run by \(user), cannot make a container's network"),
                 fix: tunPresent
                     ? "as root, run 'coop setup-host --user \(user)' (mode 0666, as udev gives it)" : "modprobe tun"))
+        let instances = InotifyBudget.maxInstances ?? 0
+        let fleetNodes = instances / InotifyBudget.instancesPerNode
+        items.append(
+            Item(
+                name: "inotify", ok: instances >= InotifyBudget.instances,
+                detail:
+                    "fs.inotify.max_user_instances = \(instances), max_user_watches = \(InotifyBudget.maxWatches ?? 0): "
+                    + "room for about \(fleetNodes) booted systemd containers of \(user)",
+                fix: "as root, run 'coop setup-host --user \(user)' (it raises them to \(InotifyBudget.instances) and "
+                    + "\(InotifyBudget.watches))"))
+        let nft = FileManager.default.isExecutableFile(atPath: "/usr/sbin/nft")
+        items.append(
+            Item(
+                name: "nft", ok: nft,
+                detail: nft ? "present: fleets get outbound access (NAT)" : "missing: fleets need 'outbound: false'",
+                fix: "apt-get install nftables"))
         for tool in ["/usr/bin/mmdebstrap", "/usr/bin/gpgconf"] {
             let present = FileManager.default.isExecutableFile(atPath: tool)
             items.append(

@@ -12,7 +12,8 @@ struct Coop: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Images.self, Fetch.self, Create.self, Copy.self, List.self, Destroy.self, Cache.self, Build.self, Key.self,
-            Publish.self, Start.self, Stop.self, Attach.self, Exec.self, Run.self, Check.self, SetupHost.self,
+            Publish.self, Start.self, Stop.self, Attach.self, Exec.self, Run.self, FleetCommand.self, Check.self,
+            SetupHost.self,
             ExecInside.self, AttachInside.self,
             Extract.self, Remove.self,
         ]

@@ -139,6 +139,10 @@ public struct FleetNetwork: Sendable {
         var rules = "add table ip coop\n"
         rules += "add chain ip coop post { type nat hook postrouting priority srcnat; }\n"
         rules += "add rule ip coop post ip saddr \(subnet) oifname != \"\(Self.bridge)\" masquerade\n"
+        // pasta sends bare window updates (no flag set), which conntrack calls invalid and so leaves
+        // un-NATed: the namespace's own stack would answer them with a reset of the node's connection.
+        rules += "add chain ip coop in { type filter hook input priority filter; }\n"
+        rules += "add rule ip coop in iifname != \"\(Self.bridge)\" ct state invalid drop\n"
         if !ports.isEmpty {
             rules += "add chain ip coop pre { type nat hook prerouting priority dstnat; }\n"
             for port in ports {
@@ -219,6 +223,13 @@ public struct FleetNetwork: Sendable {
         var value = in_addr()
         guard inet_pton(AF_INET, address, &value) == 1 else { return nil }
         return UInt32(bigEndian: value.s_addr)
+    }
+
+    /// Removes what is left of a fleet whose network is down: its pasta, if one still runs, and its folder.
+    public static func remove(fleet name: String, containers: URL) {
+        let folder = folder(fleet: name, containers: containers)
+        Pasta.end(folder: folder)
+        try? FileManager.default.removeItem(at: folder)
     }
 
     /// Ends pasta and the holder (which takes the namespaces, the bridge and every node's link along) and

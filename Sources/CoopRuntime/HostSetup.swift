@@ -30,6 +30,7 @@ public enum HostSetup {
         report.append(rootsRange(subuid: subuid, subgid: subgid))
         report += try delegateCgroups(user: user, uid: uid, gid: gid)
         report += try openTun()
+        report += try InotifyBudget.raise()
         return report
     }
 

@@ -22,6 +22,9 @@ public enum ContainerFolder {
     public static func makePrivate(_ folder: URL, for idMap: IDMap) throws {
         var info = stat()
         guard lstat(folder.path, &info) == 0, info.st_uid == geteuid() else { return }
+        // Already so (the group bits show the ACL's mask): left alone, as a chmod would clear the mask for a
+        // moment, in which a start of another container beside it finds the folder shut.
+        if info.st_mode & 0o777 == 0o710, lets(idMap.uidStart, through: folder) { return }
         guard chmod(folder.path, 0o700) == 0 else { throw CoopError.system("permissions of \(folder.path)") }
         var bytes: [UInt8] = []
         append(&bytes, version)
