@@ -126,6 +126,7 @@ static int decode(const coop_request_header *header, const char *data, coop_requ
 
 static int check_header(const coop_request_header *header, coop_failure *failure) {
     const uint32_t known_flags = COOP_REQUEST_SHARE_NETWORK | COOP_REQUEST_CONSOLE_STDIO | COOP_REQUEST_CONSOLE_INPUT |
+                                 COOP_REQUEST_NOTIFY_BOOT |
                                  COOP_REQUEST_OVERLAY_ON_DISK | COOP_REQUEST_WAIT_NETWORK;
     if (header->magic != COOP_REQUEST_MAGIC) return refuse(failure, EBADMSG, "request: not one of coop's");
     if (header->version != COOP_REQUEST_VERSION)

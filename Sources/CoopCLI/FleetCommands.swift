@@ -20,7 +20,7 @@ struct FleetFileArgument: ParsableArguments {
 
     func fleet() throws -> Fleet {
         let parsed = try FleetFile.read(URL(fileURLWithPath: file))
-        return Fleet(file: parsed, containers: try LocalContainers().store())
+        return Fleet(file: parsed, containers: try LocalContainers().store(), progress: { Console.status($0) })
     }
 }
 
@@ -47,7 +47,6 @@ struct FleetUp: ParsableCommand {
         } catch let error as CoopError {
             throw environment.explainingUnreachable(error, remote: reference.remote)
         }
-        lines.forEach { Console.status($0) }
         let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
         Console.status("fleet \(fleet.file.name) up: \(lines.count) nodes booted (\(seconds) s)")
     }

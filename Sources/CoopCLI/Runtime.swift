@@ -29,17 +29,18 @@ struct Start: ParsableCommand {
     }
 
     func run() throws {
-        try Self.start(name: name, foreground: foreground, command: command)
-        guard wait else { return }
-        let container = try LocalContainers().container(named: name)
-        let state = try ContainerRuntime.waitUntilBooted(container, timeout: timeout)
-        Console.status("\(name) booted (\(state))")
+        let boot = wait ? BootWatch() : nil
+        try Self.start(name: name, foreground: foreground, command: command, boot: boot)
+        guard let boot else { return }
+        let started = Date()
+        try boot.wait(timeout: timeout, container: name)
+        Console.status("\(name) booted (\(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
     }
 
-    static func start(name: String, foreground: Bool, command: [String]) throws {
+    static func start(name: String, foreground: Bool, command: [String], boot: BootWatch? = nil) throws {
         let container = try LocalContainers().container(named: name)
         let status = try ContainerRuntime.start(
-            container, command: command.isEmpty ? nil : command, foreground: foreground)
+            container, command: command.isEmpty ? nil : command, foreground: foreground, boot: boot)
         if let status { throw ExitCode(status) }
         if let state = ContainerState.read(container.folder) { Console.status("started \(name) (pid \(state.pid))") }
     }

@@ -81,6 +81,34 @@ public final class ContainerStore: Sendable {
         return true
     }
 
+    /// Destroys the stopped containers `names` together (a fleet's nodes): each goes out of sight under its
+    /// lock, as `destroy` does, and then one removal takes all their files. The first error is thrown once
+    /// every other container is gone.
+    public func destroy(all names: [String]) throws {
+        guard !names.isEmpty else { return }
+        let trash = FileSystem.stagingURL(for: root.appendingPathComponent(names[0]), tag: "destroying")
+        try FileSystem.createDirectory(trash)
+        var firstError: (any Error)?
+        for name in names {
+            do {
+                try Self.checkName(name)
+                let lock = try self.lock(name)
+                defer { lock.unlock() }
+                if let pid = runningPID(name) {
+                    throw CoopError(
+                        .conflict, "container \(name)", cause: "is running (pid \(pid))",
+                        fix: "stop it first with 'coop stop \(name)'")
+                }
+                let target = trash.appendingPathComponent(name)
+                try checkSystemCall(rename(folder(name).path, target.path), "destroy \(name)")
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
+        if let firstError { throw firstError }
+    }
+
     /// PID 1 of the container when its recorded state names a process that still runs (same start time).
     func runningPID(_ name: String) -> Int32? {
         struct State: Decodable {

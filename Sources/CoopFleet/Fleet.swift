@@ -13,10 +13,14 @@ import Synchronization
 public struct Fleet: Sendable {
     public var file: FleetFile
     public var containers: ContainerStore
+    /// Where the steps of `up` are told as they finish.
+    public var progress: @Sendable (String) -> Void
 
-    public init(file: FleetFile, containers: ContainerStore) {
+    public init(file: FleetFile, containers: ContainerStore, progress: @escaping @Sendable (String) -> Void = { _ in })
+    {
         self.file = file
         self.containers = containers
+        self.progress = progress
     }
 
     /// How many nodes are worked on at once: more only makes them wait for the two kinds of lock they share.
@@ -64,18 +68,34 @@ public struct Fleet: Sendable {
         let running = file.nodes.filter { ContainerState.read(containers.folder($0.name))?.isRunning == true }
         try InotifyBudget.check(nodes: file.nodes.count - running.count, what: "fleet \(file.name)")
         let missing = file.nodes.indices.filter { !containers.exists(file.nodes[$0].name) }
+        var clock = Date()
+        func phase(_ text: String) {
+            progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)")
+            clock = Date()
+        }
         try create(missing, creator: creator, image: image, options: options)
+        phase("created \(missing.count) nodes")
         let network = try FleetNetwork.running(fleet: file.name, containers: containers.root) ?? startNetwork(idMap)
         try writeNameFiles(network)
+        phase("network \(file.network.subnet) up")
+        // Each node started here tells its boot on a pipe (systemd's READY=1): waiting costs nothing. A
+        // node that ran already is asked once with systemctl.
         let toStart = file.nodes.filter { ContainerState.read(containers.folder($0.name))?.isRunning != true }
+        let watches = Dictionary(uniqueKeysWithValues: toStart.map { ($0.name, BootWatch()) })
         try Self.forEach(toStart) { node in
             let definition = try ContainerDefinition(folder: containers.folder(node.name))
-            _ = try ContainerRuntime.start(definition, command: nil, foreground: false)
+            _ = try ContainerRuntime.start(definition, command: nil, foreground: false, boot: watches[node.name])
         }
-        try Self.forEach(file.nodes, parallelism: max(Self.parallelism, 16)) { node in
-            _ = try ContainerRuntime.waitUntilBooted(
-                try ContainerDefinition(folder: containers.folder(node.name)), timeout: timeout)
+        phase("started \(toStart.count) nodes")
+        try Self.forEach(file.nodes, parallelism: file.nodes.count) { node in
+            if let watch = watches[node.name] {
+                try watch.wait(timeout: timeout, container: node.name)
+            } else {
+                _ = try ContainerRuntime.waitUntilBooted(
+                    try ContainerDefinition(folder: containers.folder(node.name)), timeout: timeout)
+            }
         }
+        phase("all \(file.nodes.count) nodes booted")
         let fresh = Set(missing.map { file.nodes[$0].name })
         try Self.forEach(file.nodes.filter { fresh.contains($0.name) }) { node in try provision(node.name) }
         return file.nodes.map { fresh.contains($0.name) ? "\($0.name): created and booted" : "\($0.name): booted" }
@@ -200,16 +220,14 @@ public struct Fleet: Sendable {
     /// Returns the names removed.
     public func down() throws -> [String] {
         let nodes = nodesOnDisk()
-        try Self.forEach(nodes) { name in
-            let definition = try ContainerDefinition(folder: containers.folder(name))
-            if ContainerState.read(definition.folder)?.isRunning == true {
-                try ContainerRuntime.stop(definition, timeout: 0)
-            } else if let state = ContainerState.read(definition.folder) {
-                // A node whose init was killed leaves its (empty) cgroup folders.
-                ContainerCgroups.remove(state.cgroups ?? [], idMap: definition.idMap)
-            }
-            try containers.destroy(name)
+        // Every node is killed at once, so that the kernel tears them all down together; then each is
+        // waited for and its cgroups cleared, and one removal takes all their files.
+        let definitions = nodes.compactMap { try? ContainerDefinition(folder: containers.folder($0)) }
+        for definition in definitions {
+            if let state = ContainerState.read(definition.folder), state.isRunning { Glibc.kill(state.pid, SIGKILL) }
         }
+        try Self.forEach(definitions, parallelism: 16) { try ContainerRuntime.forceStop($0) }
+        try containers.destroy(all: nodes)
         if let network = FleetNetwork.running(fleet: file.name, containers: containers.root) {
             network.stop()
         }

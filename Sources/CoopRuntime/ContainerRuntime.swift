@@ -15,7 +15,8 @@ public enum ContainerRuntime {
     /// console, relayed by the supervisor; otherwise pipes and files pass through, and a terminal among
     /// them is replaced by a pipe relayed here.
     public static func start(
-        _ container: ContainerDefinition, command: [String]?, foreground: Bool, overlayLower: URL? = nil
+        _ container: ContainerDefinition, command: [String]?, foreground: Bool, overlayLower: URL? = nil,
+        boot: BootWatch? = nil
     ) throws -> Int32? {
         // Two starts of one container must not both find it stopped: the lock of create and destroy
         // (beside the container, in the containers folder) is held until the state is written.
@@ -62,6 +63,13 @@ public enum ContainerRuntime {
             console: foreground ? (interactive ? .typed : .none) : .stdio,
             cgroupMounts: cgroups.mounts, command: initCommand,
             environment: environment.map { "\($0.key)=\($0.value)" }.sorted())
+        // systemd tells its boot to the socket NOTIFY_SOCKET names, which the supervisor binds in the
+        // container's own network namespace; elsewhere a boot is PID 1 running.
+        let notifiesBoot = boot != nil && !foreground && systemd && !container.sharesHostNetwork
+        if notifiesBoot {
+            request.notifiesBoot = true
+            request.environment.append("NOTIFY_SOCKET=\(COOP_NOTIFY_SOCKET)")
+        }
         if let files = nameFiles {
             request.waitsForNetwork = true
             request.resolvConf = files.resolv.path
@@ -154,8 +162,13 @@ public enum ContainerRuntime {
         } else {
             close(requestPipe.write)
         }
-        close(replyPipe.read)
-        guard got == MemoryLayout<coop_start_reply>.size, reply.pid > 0 else {
+        let succeeded = got == MemoryLayout<coop_start_reply>.size && reply.pid > 0
+        if notifiesBoot, succeeded, let boot {
+            boot.watch(replyPipe.read)
+        } else {
+            close(replyPipe.read)
+        }
+        guard succeeded else {
             terminal?.restore()
             relayed.relay(until: supervisor.pid)
             let status = supervisor.wait()
@@ -421,6 +434,23 @@ public enum ContainerRuntime {
         ContainerCgroups.remove(state.cgroups ?? [], idMap: container.idMap)
     }
 
+    /// Kills the container at once (PID 1 and with it every process inside), waits until it is gone and
+    /// clears its cgroups and state; a container that is not running only has what it left cleared.
+    public static func forceStop(_ container: ContainerDefinition) throws {
+        defer { Pasta.end(folder: container.folder) }
+        guard let state = ContainerState.read(container.folder) else { return }
+        if state.isRunning {
+            try sendSignal(state.pid, SIGKILL, container: container)
+            _ = waitUntil(.infinity, { !state.isRunning }, pid: state.pid)
+        }
+        unlink(ContainerState.file(container.folder).path)
+        // The supervisor leaves the cgroups last, after removing those made inside.
+        if let supervisor = state.supervisor, !waitUntil(10, { !state.supervisorIsRunning }, pid: supervisor) {
+            Glibc.kill(supervisor, SIGKILL)
+        }
+        ContainerCgroups.remove(state.cgroups ?? [], idMap: container.idMap)
+    }
+
     /// Sends `signal` to PID 1; a pid this user may not signal is not the container's (its state is stale
     /// or was not written by coop), and waiting for it would never end.
     static func sendSignal(_ pid: Int32, _ signal: Int32, container: ContainerDefinition) throws {
@@ -452,5 +482,47 @@ public enum ContainerRuntime {
                 fix: "start it with 'coop start \(container.name)'")
         }
         return state
+    }
+}
+
+/// The boot of a container started in the background: the supervisor writes one byte on the pipe it keeps
+/// once systemd says READY=1; a container whose init is not systemd counts as booted once PID 1 runs.
+public final class BootWatch: @unchecked Sendable {
+    private var fd: Int32 = -1
+
+    public init() {}
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    func watch(_ fd: Int32) { self.fd = fd }
+
+    /// Waits until the container has booted, at most `timeout` seconds.
+    public func wait(timeout: Double, container name: String) throws {
+        guard fd >= 0 else { return }
+        defer {
+            close(fd)
+            fd = -1
+        }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let left = Int32(max(0, deadline.timeIntervalSinceNow) * 1000)
+            let ready = poll(&entry, 1, left)
+            if ready < 0 && errno == EINTR { continue }
+            if ready <= 0 {
+                throw CoopError(
+                    .conflict, "boot of \(name)", cause: "systemd did not say it had booted within \(Int(timeout)) s",
+                    fix: "look at its console.log, and at 'coop exec \(name) -- systemctl list-jobs'")
+            }
+            var byte: UInt8 = 0
+            let got = read(fd, &byte, 1)
+            if got < 0 && errno == EINTR { continue }
+            guard got == 1, byte == UInt8(ascii: "B") else {
+                throw CoopError(
+                    .conflict, "boot of \(name)", cause: "the container ended before it had booted",
+                    fix: "look at its console.log")
+            }
+            return
+        }
     }
 }

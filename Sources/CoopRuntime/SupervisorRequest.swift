@@ -23,6 +23,8 @@ struct SupervisorRequest: Sendable {
     var sharesHostNetwork: Bool
     /// PID 1 waits before its exec until coop has configured the network (and says so on the request pipe).
     var waitsForNetwork = false
+    /// The supervisor tells the boot on its reply pipe once PID 1 says READY=1 (`BootWatch`).
+    var notifiesBoot = false
     /// Files bound onto /etc/resolv.conf and /etc/hosts inside.
     var resolvConf: String?
     var hosts: String?
@@ -41,6 +43,7 @@ struct SupervisorRequest: Sendable {
         case .typed: flags |= COOP_REQUEST_CONSOLE_INPUT
         }
         if waitsForNetwork { flags |= COOP_REQUEST_WAIT_NETWORK }
+        if notifiesBoot { flags |= COOP_REQUEST_NOTIFY_BOOT }
         return flags
     }
 

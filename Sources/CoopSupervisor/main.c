@@ -24,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,17 +82,63 @@ static void note(coop_failure *failure, int stage, const char *detail) {
     coop_failure_note(failure, stage, errno, detail);
 }
 
-// Sends the reply; 0, or -1 when coop is not there to read it.
-static int answer(int fd, const coop_start_reply *reply) {
+// Sends the reply (and closes the pipe unless `keep`); 0, or -1 when coop is not there to read it.
+static int answer_keeping(int fd, const coop_start_reply *reply, int keep) {
     // A coop that is gone must give EPIPE, not end the supervisor before it has cleaned up. Only now,
     // and for this write: PID 1, forked already, keeps the default.
     struct sigaction ignore = {0}, previous;
     ignore.sa_handler = SIG_IGN;
     if (sigaction(SIGPIPE, &ignore, &previous) < 0) return -1;
     int written = coop_write_full(fd, reply, sizeof *reply);
-    int closed = coop_close(fd);
+    int closed = keep ? 0 : coop_close(fd);
     if (sigaction(SIGPIPE, &previous, NULL) < 0) return -1;
     return written == 0 && closed == 0 ? 0 : -1;
+}
+
+static int answer(int fd, const coop_start_reply *reply) { return answer_keeping(fd, reply, 0); }
+
+// The socket PID 1 tells that it has booted (see COOP_REQUEST_NOTIFY_BOOT), bound in the container's
+// network namespace, where this process is since the fork of PID 1; -1 when it cannot be had (coop then
+// never hears of the boot and says so once its wait is over).
+static int open_notify_socket(void) {
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    // Abstract: a name of the namespace, no file in the container's tree.
+    const char *name = &COOP_NOTIFY_SOCKET[1];
+    memcpy(address.sun_path + 1, name, strlen(name));
+    socklen_t size = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
+    if (bind(fd, (struct sockaddr *)&address, size) < 0) {
+        (void)coop_close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Reads what came on the notify socket; 1 once a message says READY=1 (a line of its own).
+static int ready_said(int fd) {
+    char message[4096];
+    ssize_t n;
+    while ((n = recv(fd, message, sizeof message - 1, 0)) > 0) {
+        message[n] = '\0';
+        for (char *line = message; line != NULL; line = strchr(line, '\n')) {
+            if (*line == '\n') line++;
+            if (strncmp(line, "READY=1", 7) == 0 && (line[7] == '\0' || line[7] == '\n')) return 1;
+        }
+    }
+    return 0;
+}
+
+// Tells coop that PID 1 has booted, and closes the pipe; what coop does not read any more is lost.
+static void tell_booted(int fd) {
+    struct sigaction ignore = {0}, previous;
+    ignore.sa_handler = SIG_IGN;
+    char byte = COOP_BOOTED;
+    if (sigaction(SIGPIPE, &ignore, &previous) == 0) {
+        (void)coop_write_full(fd, &byte, 1);
+        (void)sigaction(SIGPIPE, &previous, NULL);
+    }
+    (void)coop_close(fd);
 }
 
 // The first answer when coop configures the network: PID 1's pid, so that coop can join its namespaces.
@@ -162,8 +211,8 @@ static int take_signals(int typing, coop_failure *failure) {
 }
 
 // Copies the console to stdout (and the user's keys into it when `typing`) until PID 1 ends; returns
-// its wait status.
-static int supervise(int console, int typing) {
+// its wait status. With a notify socket, the boot is told on `booted_fd` when PID 1 says READY=1.
+static int supervise(int console, int typing, int notify, int booted_fd) {
     int exited = (int)syscall(SYS_pidfd_open, init_pid, 0);
     int raw = 0;
     if (exited < 0) {
@@ -172,9 +221,10 @@ static int supervise(int console, int typing) {
         }
         return raw;
     }
-    struct pollfd fds[3] = {{.fd = console, .events = POLLIN},
+    struct pollfd fds[4] = {{.fd = console, .events = POLLIN},
                             {.fd = exited, .events = POLLIN},
-                            {.fd = typing ? STDIN_FILENO : -1, .events = POLLIN}};
+                            {.fd = typing ? STDIN_FILENO : -1, .events = POLLIN},
+                            {.fd = notify, .events = POLLIN}};
     for (;;) {
         if (typing && window_changed) {
             window_changed = 0;
@@ -182,7 +232,7 @@ static int supervise(int console, int typing) {
             // Best effort: the console keeps its size when the terminal tells none.
             if (ioctl(STDIN_FILENO, TIOCGWINSZ, &size) == 0) (void)ioctl(console, TIOCSWINSZ, &size);
         }
-        if (poll(fds, 3, -1) < 0) {
+        if (poll(fds, 4, -1) < 0) {
             if (errno == EINTR) continue;
             break;
         }
@@ -191,8 +241,15 @@ static int supervise(int console, int typing) {
         // Keys typed at the user's terminal go to the console, until the end of input.
         if (fds[2].revents & (POLLIN | POLLHUP | POLLERR) && coop_copy_once(STDIN_FILENO, console) < 0)
             fds[2].fd = -1;
+        if (fds[3].revents & POLLIN && ready_said(notify)) {
+            tell_booted(booted_fd);
+            booted_fd = -1;
+            (void)coop_close(notify);
+            fds[3].fd = -1;
+        }
         if (fds[1].revents & POLLIN) break;
     }
+    if (fds[3].fd >= 0) (void)coop_close(notify);
     while (waitpid(init_pid, &raw, 0) < 0 && errno == EINTR) {
     }
     while (drain(console)) {
@@ -322,7 +379,9 @@ int main(int argc, char **argv) {
         return give_up(reply_fd, &reply);
     }
     reply.pid = init_pid;
-    if (answer(reply_fd, &reply) < 0) {
+    // The socket is bound in the container's network namespace (the supervisor is in it since the fork).
+    int notify = (request.flags & COOP_REQUEST_NOTIFY_BOOT) && !spec.share_network ? open_notify_socket() : -1;
+    if (answer_keeping(reply_fd, &reply, notify >= 0) < 0) {
         // No one will know this container: it must not run on unseen.
         note(failure, COOP_RUN_REPORT, "reply to coop");
         end_pid1();
@@ -330,7 +389,8 @@ int main(int argc, char **argv) {
         return coop_failure_status(failure);
     }
 
-    int raw = supervise(console, typing);
+    // The pipe to coop stays open only to tell the boot; otherwise it is closed by now.
+    int raw = supervise(console, typing, notify, notify >= 0 ? reply_fd : -1);
     // The supervisor is on its way out: closing its own pty ends has no one to tell.
     (void)coop_close(console_peer);
     (void)coop_close(console);

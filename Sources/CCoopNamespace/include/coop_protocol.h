@@ -42,6 +42,12 @@
 #define COOP_REQUEST_OVERLAY_ON_DISK 0x100u
 /// PID 1 waits before exec until coop says the network is ready (see above).
 #define COOP_REQUEST_WAIT_NETWORK 8u
+/// The supervisor listens on the abstract socket COOP_NOTIFY_SOCKET of the container's own network
+/// namespace (coop names it to PID 1 as NOTIFY_SOCKET, which systemd tells READY=1 once booted), keeps
+/// REPLY_FD open after its final reply, and writes one byte COOP_BOOTED there when PID 1 says it is ready.
+#define COOP_REQUEST_NOTIFY_BOOT 0x10u
+#define COOP_NOTIFY_SOCKET "@coop-notify"
+#define COOP_BOOTED 'B'
 
 typedef struct {
     uint32_t magic;
