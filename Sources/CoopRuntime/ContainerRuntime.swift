@@ -174,7 +174,13 @@ public enum ContainerRuntime {
             let status = supervisor.wait()
             cgroups.remove(idMap: container.idMap)
             Pasta.end(folder: container.folder)
-            if let networkError { throw networkError }
+            // PID 1 that failed on its own way (its stage is not the network's) tells the first cause.
+            if let networkError,
+                !(got == MemoryLayout<coop_start_reply>.size && reply.failure.stage != 0
+                    && reply.failure.stage != COOP_RUN_NETWORK.rawValue)
+            {
+                throw networkError
+            }
             guard got == MemoryLayout<coop_start_reply>.size, reply.failure.stage != 0 else {
                 throw CoopError(
                     .internal, "start of \(container.name)",

@@ -65,7 +65,11 @@ public struct FleetNetwork: Sendable {
                 fix: "\(problem.fix), or set 'outbound: false' in the fleet file")
         }
         let folder = folder(fleet: name, containers: containers)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        // Private as a container's folder: the nodes' root (the range's first id) reads the name files here.
+        for level in [folder.deletingLastPathComponent(), folder] {
+            try FileSystem.createDirectory(level, mode: 0o700)
+            try ContainerFolder.makePrivate(level, for: idMap)
+        }
         let ready = try Pipe.make()
         let nothing = open("/dev/null", O_RDWR | O_CLOEXEC)
         let log = open(
