@@ -16,11 +16,17 @@
 #         that the image is cached and its shared base unpacked, as LXC's base container is.
 #         If `coop fleet` is not in the binary, the coop rows say so and the LXC half still runs.
 #   memory, once per tool, after its first up and before that down, in KiB per node:
-#         coop's own processes on the host (coop, coop-supervisor, pasta/passt, of the user, in the
-#         host's pid namespace, of this run's coop) against LXC's monitors ("[lxc monitor] LXCPATH
-#         NAME"): VmRSS and Pss (/proc/PID/smaps_rollup) summed, divided by NODES; and the whole node:
+#         coop's own processes on the host (comm coop, coop-supervisor, pasta* or passt*, of this
+#         run's coop: its executable or a path of its folders on the command line) against LXC's
+#         monitors ("[lxc monitor] LXCPATH NAME"), both of the user's uid or of its first subordinate
+#         range (coop-supervisor runs as the container's root): VmRSS and Pss (/proc/PID/smaps_rollup)
+#         summed, divided by NODES, in all and per kind. Each is compared with the pid namespace of a
+#         shell of the user; the ones in another pid namespace are still counted, and the table says
+#         how many (pasta sandboxes itself in a pid namespace of its own, not the container's). And
+#         the whole node:
 #         the memory of the nodes' cgroups (memory.current on cgroup2, memory.usage_in_bytes on v1;
-#         page cache included), and the Pss of the processes in those cgroups, divided by NODES.
+#         page cache included), and the Pss of the processes in those cgroups, divided by NODES
+#         (pasta stays in the user's cgroup: it is in coop's own figure, not in the node's).
 # Targets: coop up <= 0.5 x LXC up, coop down <= 1.0 x LXC down, coop's own memory < 2 MiB per node
 # (judged on Pss, VmRSS shown beside it).
 #
@@ -458,25 +464,33 @@ kib() {
     echo "${rss:-0} ${pss:-0}"
 }
 
-# host_procs: pid, uid, pid namespace, comm and command line (spaces for NULs) of every process in
-# the user's pid namespace, one a line, tab-separated.
+# user_procs: pid, where (host: in the pid namespace of a shell of the user; other: in another
+# one), executable, comm and command line (spaces for NULs) of every process of the user: its own
+# uid, or one of its first subordinate range (coop-supervisor runs as the container's root), one a
+# line, tab-separated.
 user_pidns=""
-host_procs() {
-    local dir pid ns
+user_procs() {
+    local dir pid ns puid where
     for dir in /proc/[0-9]*; do
         pid=${dir#/proc/}
+        puid=$(awk '$1 == "Uid:" { print $2 }' "$dir/status" 2>/dev/null) || continue
+        [ -n "$puid" ] || continue
+        if [ "$puid" != "$uid" ] && { [ "$puid" -lt "$sub_start" ] || [ "$puid" -ge "$sub_end" ]; }; then
+            continue
+        fi
         ns=$(readlink "$dir/ns/pid" 2>/dev/null) || continue
-        [ "$ns" = "$user_pidns" ] || continue
-        printf '%s\t%s\t%s\t%s\t%s\n' "$pid" \
-            "$(awk '$1 == "Uid:" { print $2 }' "$dir/status" 2>/dev/null)" \
+        where=other
+        if [ "$ns" = "$user_pidns" ]; then
+            where=host
+        fi
+        printf '%s\t%s\t%s\t%s\t%s\n' "$pid" "$where" \
             "$(readlink "$dir/exe" 2>/dev/null || true)" \
             "$(cat "$dir/comm" 2>/dev/null || true)" \
             "$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null || true)"
     done
 }
 
-# memory_dir CGROUP_PATH: the folder of a cgroup path (as /proc/PID/cgroup gives it) in the
-# hierarchy that has the memory controller.
+# memory_root: the mount point of the hierarchy with the memory controller (none: no output).
 memory_root() {
     if [ -e /sys/fs/cgroup/memory/memory.usage_in_bytes ]; then
         echo /sys/fs/cgroup/memory
@@ -504,13 +518,12 @@ cgroup_row() {
 # memory_coop: coop's own processes, and the nodes' cgroups from their state.json.
 memory_coop() {
     local pid puid exe comm cmdline state folder name count=0 root
-    while IFS=$'\t' read -r pid puid exe comm cmdline; do
-        [ "$puid" = "$uid" ] || continue
+    while IFS=$'\t' read -r pid where exe comm cmdline; do
         case "$comm" in coop | coop-supervisor | pasta* | passt*) ;; *) continue ;; esac
         # This run's coop only (its private prefix and folders): other work of the user is not counted.
         [[ "$exe" == "$work/"* || "$cmdline" == *"$work/"* ]] || continue
-        echo "coop own $pid $comm $(kib "$pid")" >>"$res/memory.tsv"
-    done < <(host_procs)
+        echo "coop own $pid $comm $where $(kib "$pid")" >>"$res/memory.tsv"
+    done < <(user_procs)
     root=$(memory_root)
     for state in "$containers"/*/state.json; do
         name=$(basename "$(dirname "$state")")
@@ -533,12 +546,11 @@ memory_coop() {
 # memory_lxc: LXC's monitors, and the nodes' payload cgroups (found through their init).
 memory_lxc() {
     local pid puid exe comm cmdline i name init path root count=0
-    while IFS=$'\t' read -r pid puid exe comm cmdline; do
-        [ "$puid" = "$uid" ] || continue
+    while IFS=$'\t' read -r pid where exe comm cmdline; do
         [[ "$cmdline" == "[lxc monitor] $lxc_path fb-lxc-"* ]] || continue
         [[ "$cmdline" != *" $LXC_BASE "* ]] || continue
-        echo "lxc own $pid monitor $(kib "$pid")" >>"$res/memory.tsv"
-    done < <(host_procs)
+        echo "lxc own $pid monitor $where $(kib "$pid")" >>"$res/memory.tsv"
+    done < <(user_procs)
     root=$(memory_root)
     for ((i = 1; i <= nodes; i++)); do
         name=fb-lxc-$i
@@ -561,6 +573,9 @@ memory_lxc() {
 }
 
 user_pidns=$("${as_user[@]}" readlink /proc/self/ns/pid)
+read -r sub_start sub_count < <(awk -F: -v u="$user" '$1 == u { print $2, $3; exit }' /etc/subuid)
+[ -n "${sub_count:-}" ] || die "$user has no subordinate ids in /etc/subuid"
+sub_end=$((sub_start + sub_count))
 : >"$res/times.tsv"
 : >"$res/memory.tsv"
 
@@ -670,7 +685,7 @@ with open(f"{res}/memory.tsv") as f:
     for line in f:
         fields = line.split()
         if fields[1] == "own":
-            own[fields[0]].append((fields[3], int(fields[4]), int(fields[5])))
+            own[fields[0]].append((fields[3], int(fields[5]), int(fields[6]), fields[4]))
         else:
             node[fields[0]].append((int(fields[3]), int(fields[4])))
 
@@ -683,11 +698,13 @@ for tool, label in (("coop", "coop's own processes"), ("lxc", "LXC's monitors"))
     elif not rows:
         print(f"{label:<52} n/a (none found)")
     else:
-        kinds = {}
-        for comm, _, _ in rows:
-            kinds[comm] = kinds.get(comm, 0) + 1
-        what = f"{label} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})"
+        what = f"{label} ({len(rows)} processes)"
         print(f"{what:<52} {sum(r[1] for r in rows) / nodes:>8.0f} {sum(r[2] for r in rows) / nodes:>8.0f}")
+        for comm in sorted({r[0] for r in rows}):
+            mine = [r for r in rows if r[0] == comm]
+            outside = sum(1 for r in mine if r[3] != "host")
+            what = f"   {len(mine)} {comm}" + (f", {outside} not in the host's pid namespace" if outside else "")
+            print(f"{what:<52} {sum(r[1] for r in mine) / nodes:>8.0f} {sum(r[2] for r in mine) / nodes:>8.0f}")
 print(f"{'what':<52} {'cgroup':>8} {'Pss':>8}")
 for tool in ("coop", "lxc"):
     label = f"{tool} whole node ({len(node[tool])} cgroups)"
