@@ -43,8 +43,8 @@
 #   COOP_BIN      coop binary to time (default: .build/release/coop of this checkout)
 #   BENCH_PLOT    a PNG file: the up and down times of every run of both tools as a grouped bar
 #                 chart (needs python3-matplotlib)
-#   BOOT_TIMEOUT  seconds the LXC nodes have to answer running or degraded (default 180); also the
-#                 bound on each coop fleet command, times NODES / 10 at least
+#   BOOT_TIMEOUT  seconds the LXC nodes have to answer running or degraded (default 180); each coop
+#                 fleet command is bounded by the larger of BOOT_TIMEOUT and 18 s per node
 #   SETTLE        seconds to wait after sync before every timed step (default 5)
 #
 # The image: debian/bookworm/slim of FIXTURES/www/guests (build-guests.sh: minbase with systemd),
@@ -449,7 +449,8 @@ timed() {
         echo "   $tool $action, run $run: $seconds s"
     else
         echo "$tool $action $run $seconds failed" >>"$res/times.tsv"
-        echo "   $tool $action, run $run: FAILED after $seconds s (exit $status); last lines:"
+        echo "   $tool $action, run $run: FAILED after $seconds s (exit $status); the nodes that failed, last lines:"
+        grep -h 'failed on [0-9]* of [0-9]* nodes' "$out" | sed 's/^/      /' || true
         tail -n 15 "$out" | sed 's/^/      /'
         failed=true
     fi
@@ -765,7 +766,7 @@ if plot:
         bars = ax.bar(xs, values, width, color=colour, label="coop fleet" if tool == "coop" else "LXC")
         for bar, value in zip(bars, values):
             ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(),
-                    f"{value:.1f}" if value else "n/a", ha="center", va="bottom", fontsize=8)
+                    f"{value:.2f}" if value else "n/a", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(groups)), [f"{action} {run}" for action, run in groups])
     ax.set_ylabel("seconds")
     ax.set_title(f"{nodes} booted bookworm containers: up and down, every run")
