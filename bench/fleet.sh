@@ -103,7 +103,7 @@ in_parallel() {
         wait "${pids[i]}" || missed+=("fb-lxc-$i")
     done
     if [ "${#missed[@]}" -gt 0 ]; then
-        echo "$step failed on ${#missed[@]} of $nodes nodes: ${missed[*]} (logs $log.I)" >&2
+        echo "$step failed on ${#missed[@]} of $nodes nodes: ${missed[*]}" >&2
         return 1
     fi
 }
@@ -451,7 +451,7 @@ timed() {
         echo "$tool $action $run $seconds failed" >>"$res/times.tsv"
         echo "   $tool $action, run $run: FAILED after $seconds s (exit $status); the nodes that failed, last lines:"
         grep -h 'failed on [0-9]* of [0-9]* nodes' "$out" | sed 's/^/      /' || true
-        tail -n 15 "$out" | sed 's/^/      /'
+        grep -v 'failed on [0-9]* of [0-9]* nodes' "$out" | tail -n 15 | sed 's/^/      /'
         failed=true
     fi
     return "$status"
