@@ -130,7 +130,7 @@ node_booted() {
         case "$answer" in
             running | degraded) return 0 ;;
         esac
-        sleep 0.5
+        sleep 0.2
     done
 }
 
