@@ -130,7 +130,9 @@ node_booted() {
         case "$answer" in
             running | degraded) return 0 ;;
         esac
-        sleep 0.2
+        # Not before systemd's socket is there. Asking more often costs the booting nodes: every
+        # lxc-attach is a process of its own, on the same cores.
+        sleep 0.5
     done
 }
 
