@@ -58,6 +58,7 @@ bench: deps release fixtures
 	BENCH_PLOT=$(CURDIR)/docs/benchmarks-create.png bench/create.sh $(FIXTURES) $(TEST_USER)
 	bench/build.sh
 	bench/runtime.sh $(FIXTURES) $(TEST_USER)
+	BENCH_PLOT=$(CURDIR)/docs/benchmarks-fleet.png bench/fleet.sh $(FIXTURES) $(TEST_USER)
 
 clean:
 	rm -rf .build
