@@ -305,26 +305,38 @@ static void set_up_cgroups(const char *rootfs, const coop_cgroup_mount *mounts, 
         fail(report, COOP_RUN_CGROUP, "remount read-only", top, NULL);
 }
 
-// Removes the cgroups below `folder`, deepest first. Best effort: the supervisor is on its way out and has
-// no one to tell, and what stays is removed by the next start or stop of the container.
-static void remove_below(const char *folder) {
-    DIR *listing = opendir(folder);
-    if (listing == NULL) return;
+// Removes the cgroups below the folder `folder` (a descriptor, closed here), deepest first. Best effort:
+// the supervisor is on its way out and has no one to tell, and what stays is removed by coop.
+static void remove_below(int folder) {
+    DIR *listing = fdopendir(folder);
+    if (listing == NULL) {
+        (void)coop_close(folder);
+        return;
+    }
     struct dirent *entry;
-    char path[PATH_MAX];
     while ((entry = readdir(listing)) != NULL) {
         if (entry->d_type != DT_DIR || entry->d_name[0] == '.') continue;
-        if (snprintf(path, sizeof path, "%s/%s", folder, entry->d_name) >= (int)sizeof path) continue;
-        remove_below(path);
+        int below = openat(dirfd(listing), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (below >= 0) remove_below(below);
         // A cgroup stays busy for a moment after its last process was reaped.
-        for (int tries = 0; rmdir(path) < 0 && errno == EBUSY && tries < 100; tries++) usleep(10000);
+        for (int tries = 0; unlinkat(dirfd(listing), entry->d_name, AT_REMOVEDIR) < 0 && errno == EBUSY && tries < 100;
+             tries++)
+            usleep(10000);
     }
     closedir(listing);
 }
 
-void coop_cgroup_prune(const coop_cgroup_mount *mounts, size_t count) {
+void coop_cgroup_hold(const coop_cgroup_mount *mounts, size_t count, int folders[]) {
     for (size_t i = 0; i < count; i++) {
-        if (mounts[i].host_folder != NULL) remove_below(mounts[i].host_folder);
+        folders[i] = mounts[i].host_folder == NULL
+                         ? -1
+                         : open(mounts[i].host_folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+}
+
+void coop_cgroup_prune(const int folders[], size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        if (folders[i] >= 0) remove_below(folders[i]);
     }
 }
 

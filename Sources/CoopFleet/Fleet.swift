@@ -43,6 +43,13 @@ public struct Fleet: Sendable {
         containers.names().filter(isNode)
     }
 
+    /// Two commands on one fleet at once (an `up` racing a `down`, or two `up`s that would each make a
+    /// network) take turns: the lock is beside the containers' own, under a name no container can have.
+    func lockFleet() throws -> FileLock {
+        try containers.makeRoot()
+        return try FileLock(path: containers.root.appendingPathComponent(".locks/.fleet-\(file.name).lock"))
+    }
+
     // MARK: up
 
     /// Creates the nodes that are missing (copy-on-write, from one base), brings up the network, starts
@@ -64,6 +71,8 @@ public struct Fleet: Sendable {
                 .conflict, "container \(node.name)", cause: "exists and is not a node of fleet \(file.name)",
                 fix: "rename the fleet or its nodes in the file, or destroy that container first")
         }
+        let lock = try lockFleet()
+        defer { lock.unlock() }
         let idMap = containers.idMap
         let running = file.nodes.filter { ContainerState.read(containers.folder($0.name))?.isRunning == true }
         try InotifyBudget.check(nodes: file.nodes.count - running.count, what: "fleet \(file.name)")
@@ -219,6 +228,8 @@ public struct Fleet: Sendable {
     /// Kills and removes every node (in parallel), then the network; nothing of the fleet is left.
     /// Returns the names removed.
     public func down() throws -> [String] {
+        let lock = try lockFleet()
+        defer { lock.unlock() }
         let nodes = nodesOnDisk()
         // Every node is killed at once, so that the kernel tears them all down together; then each is
         // waited for and its cgroups cleared, and one removal takes all their files.
@@ -226,8 +237,15 @@ public struct Fleet: Sendable {
         for definition in definitions {
             if let state = ContainerState.read(definition.folder), state.isRunning { Glibc.kill(state.pid, SIGKILL) }
         }
-        try Self.forEach(definitions, parallelism: 16) { try ContainerRuntime.forceStop($0) }
+        var clock = Date()
+        func phase(_ text: String) {
+            progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)")
+            clock = Date()
+        }
+        try Self.forEach(definitions, parallelism: max(1, definitions.count)) { try ContainerRuntime.forceStop($0) }
+        phase("stopped \(definitions.count) nodes")
         try containers.destroy(all: nodes)
+        phase("removed their files")
         if let network = FleetNetwork.running(fleet: file.name, containers: containers.root) {
             network.stop()
         }

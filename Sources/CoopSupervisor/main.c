@@ -356,6 +356,9 @@ int main(int argc, char **argv) {
         .resolv_conf = request.resolv_conf,
         .hosts = request.hosts,
     };
+    // At most COOP_REQUEST_MAX_CGROUPS, as the request reader makes sure.
+    int cgroup_folders[COOP_REQUEST_MAX_CGROUPS];
+    coop_cgroup_hold(request.cgroup_mounts, request.cgroup_count, cgroup_folders);
     int report = -1;
     init_pid = coop_container_fork(&spec, &report, failure);
     if (waits && coop_close(request_fd) < 0 && init_pid > 0) {
@@ -385,7 +388,7 @@ int main(int argc, char **argv) {
         // No one will know this container: it must not run on unseen.
         note(failure, COOP_RUN_REPORT, "reply to coop");
         end_pid1();
-        coop_cgroup_prune(request.cgroup_mounts, request.cgroup_count);
+        coop_cgroup_prune(cgroup_folders, request.cgroup_count);
         return coop_failure_status(failure);
     }
 
@@ -395,6 +398,6 @@ int main(int argc, char **argv) {
     (void)coop_close(console_peer);
     (void)coop_close(console);
     // Cgroups made inside (systemd makes many) belong to the container's root: only we can remove them.
-    coop_cgroup_prune(request.cgroup_mounts, request.cgroup_count);
+    coop_cgroup_prune(cgroup_folders, request.cgroup_count);
     return status_of(raw);
 }

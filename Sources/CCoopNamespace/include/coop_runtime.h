@@ -127,8 +127,14 @@ pid_t coop_container_fork(const coop_container_spec *spec, int *report, coop_fai
 /// with `failure` as PID 1 reported it (PID 1 then is reaped).
 pid_t coop_container_wait(pid_t pid, int report, coop_failure *failure);
 
-/// Removes the cgroups made below each host folder of `mounts` (deepest first), once PID 1 is gone.
-void coop_cgroup_prune(const coop_cgroup_mount *mounts, size_t count);
+/// Opens the host folder of each of `mounts` (-1 for one without), before PID 1 is forked: its pivot_root
+/// moves the root of every process of the mount namespace, the supervisor's too, and the host's paths are
+/// gone from there.
+void coop_cgroup_hold(const coop_cgroup_mount *mounts, size_t count, int folders[]);
+
+/// Removes the cgroups made below each folder `coop_cgroup_hold` opened (deepest first), once PID 1 is
+/// gone, and closes the folders.
+void coop_cgroup_prune(const int folders[], size_t count);
 
 /// Called in a fresh single-threaded process: enters the container whose PID 1 is `init_pid` as its root
 /// (its cgroups by the `cgroup.procs` files in `cgroup_procs`, NULL-terminated or NULL, then its
