@@ -240,6 +240,11 @@ int coop_fleet_hold(const char *bridge, const char *gateway_text, const char *pr
     int forward = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
     if (forward < 0 || write(forward, "1", 1) != 1) return fail("forwarding", "/proc/sys/net/ipv4/ip_forward");
     (void)coop_close(forward);
+    // Published ports come in on the namespace's loopback too (pasta's path for the host's loopback), and
+    // are sent on to a node: the kernel routes such packets only with route_localnet.
+    int localnet = open("/proc/sys/net/ipv4/conf/all/route_localnet", O_WRONLY | O_CLOEXEC);
+    if (localnet < 0 || write(localnet, "1", 1) != 1) return fail("route_localnet", NULL);
+    (void)coop_close(localnet);
     char byte = 'r';
     if (coop_write_full((int)ready, &byte, 1) < 0) return fail("ready", NULL);
     (void)coop_close((int)ready);

@@ -118,7 +118,7 @@ public struct FleetNetwork: Sendable {
                     pid: holder.pid,
                     network: ContainerNetwork(
                         mode: .pasta, ports: ports.map { .init(host: $0.host, container: $0.host) }),
-                    gateway: hostGateway, folder: folder)
+                    gateway: hostGateway, folder: folder, loopbackOnly: true)
                 network.hostGateway = hostGateway
             }
             try network.writeState()
@@ -148,10 +148,16 @@ public struct FleetNetwork: Sendable {
         rules += "add chain ip coop in { type filter hook input priority filter; }\n"
         rules += "add rule ip coop in iifname != \"\(Self.bridge)\" ct state invalid drop\n"
         if !ports.isEmpty {
+            // pasta brings a published port's connections from the host's loopback through the
+            // namespace's loopback (output), and the others through its tap (prerouting); both go on to
+            // the node, and those from loopback leave with the bridge's address.
             rules += "add chain ip coop pre { type nat hook prerouting priority dstnat; }\n"
+            rules += "add chain ip coop out { type nat hook output priority -100; }\n"
+            rules += "add rule ip coop post oifname \"\(Self.bridge)\" ip saddr 127.0.0.0/8 masquerade\n"
             for port in ports {
-                rules +=
-                    "add rule ip coop pre iifname != \"\(Self.bridge)\" tcp dport \(port.host) dnat to \(port.address):\(port.port)\n"
+                let target = "tcp dport \(port.host) dnat to \(port.address):\(port.port)"
+                rules += "add rule ip coop pre iifname != \"\(Self.bridge)\" \(target)\n"
+                rules += "add rule ip coop out ip daddr 127.0.0.1 \(target)\n"
             }
         }
         try join(["/usr/sbin/nft", "-f", "-"], input: rules, what: "NAT rules of fleet \(name)")

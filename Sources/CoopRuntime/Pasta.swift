@@ -54,8 +54,12 @@ enum Pasta {
 
     /// Configures the network of the namespaces of `pid` (PID 1, waiting before its exec); pasta stays in
     /// the background and writes its pid into the container's folder, for `end` to find.
-    static func configure(pid: Int32, network: ContainerNetwork, gateway: String, folder: URL) throws {
-        let ports = network.ports.isEmpty ? "none" : network.ports.map(\.description).joined(separator: ",")
+    /// With `loopbackOnly` the ports are bound on the host's 127.0.0.1 alone.
+    static func configure(
+        pid: Int32, network: ContainerNetwork, gateway: String, folder: URL, loopbackOnly: Bool = false
+    ) throws {
+        let bound = network.ports.map { loopbackOnly ? "127.0.0.1/\($0)" : $0.description }
+        let ports = bound.isEmpty ? "none" : bound.joined(separator: ",")
         // Only what is asked is forwarded: no port of the host's or of the container's is bound otherwise.
         let arguments = [
             path, "--config-net", "--quiet", "--tcp-ports", ports, "--udp-ports", "none", "--tcp-ns", "none",

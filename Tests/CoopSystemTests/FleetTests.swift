@@ -54,6 +54,7 @@ struct FleetTests {
             network:
               subnet: 10.124.0.0/24
               outbound: true
+              ports: ["18181:tf-3:7000"]
             files:
               - from: greeting
                 to: /etc/coop-greeting
@@ -97,6 +98,16 @@ struct FleetTests {
             0, "fleet", "exec", file, "tf-1", "tf-5", "--", "bash", "-c",
             "for i in $(seq 50); do exec 3<>/dev/tcp/tf-3/7000 && cat <&3 && exit 0; sleep 0.1; done; exit 1")
         #expect(asked.stdout.contains("tf-1| tf-3") && asked.stdout.contains("tf-5| tf-3"), "\(asked)")
+        // The published port: the host's 127.0.0.1:18181 is tf-3's port 7000.
+        let published = Process()
+        published.executableURL = URL(fileURLWithPath: "/bin/bash")
+        published.arguments = ["-c", "exec 3<>/dev/tcp/127.0.0.1/18181 && timeout 5 cat <&3"]
+        let answer = Pipe()
+        published.standardOutput = answer
+        try published.run()
+        published.waitUntilExit()
+        let said = String(decoding: answer.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(said == "tf-3\n", "published port: \(said)")
         let names = try sandbox.expect(0, "exec", "tf-2", "--", "getent", "hosts", "tf-4")
         #expect(names.stdout.hasPrefix("10.124.0.5"), "\(names)")
         // Outbound: the host's loopback server through the fleet's one pasta, behind NAT.
