@@ -74,7 +74,8 @@ public struct ContainerNetwork: Sendable, Equatable {
                 guard let port = Port(pair[1]) else { throw invalid(file, line: String(line)) }
                 network.ports.append(port)
             case "fleet":
-                guard pair[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }), !pair[1].isEmpty else {
+                guard pair[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }), !pair[1].isEmpty
+                else {
                     throw invalid(file, line: String(line))
                 }
                 network.fleet = pair[1]

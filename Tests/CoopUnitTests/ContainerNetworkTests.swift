@@ -1,0 +1,40 @@
+import CoopSupport
+import Foundation
+import Testing
+
+@testable import CoopRuntime
+
+@Suite("Network settings")
+struct ContainerNetworkTests {
+    func folder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("net-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    @Test("A fleet node's settings read back as written; pasta's with ports too")
+    func roundTrip() throws {
+        let node = ContainerNetwork(mode: .fleet, fleet: "web", address: "10.123.0.7")
+        let published = ContainerNetwork(
+            mode: .pasta, ports: [try #require(.init("8080:80")), .init(host: 2222, container: 22)])
+        for settings in [node, published, ContainerNetwork(mode: .none), ContainerNetwork(mode: .host)] {
+            let folder = try folder()
+            defer { try? FileManager.default.removeItem(at: folder) }
+            try settings.write(to: folder)
+            #expect(try ContainerNetwork.read(folder) == settings)
+        }
+    }
+
+    @Test("A node without its fleet or address, a bad fleet name or address is refused with the line")
+    func refused() throws {
+        for text in [
+            "mode = fleet\nfleet = web\n", "mode = fleet\naddress = 10.123.0.2\n",
+            "mode = fleet\nfleet = ../web\naddress = 10.123.0.2\n", "mode = fleet\nfleet = web\naddress = 10.123.0\n",
+        ] {
+            let folder = try folder()
+            defer { try? FileManager.default.removeItem(at: folder) }
+            try text.write(to: folder.appendingPathComponent("coop-network.conf"), atomically: true, encoding: .utf8)
+            #expect(throws: CoopError.self, "\(text)") { try ContainerNetwork.read(folder) }
+        }
+    }
+}
