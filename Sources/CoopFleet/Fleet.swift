@@ -239,7 +239,7 @@ public struct Fleet: Sendable {
         }
         var clock = Date()
         func phase(_ text: String) {
-            progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)")
+            if !nodes.isEmpty { progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)") }
             clock = Date()
         }
         try Self.forEach(definitions, parallelism: max(1, definitions.count)) { try ContainerRuntime.forceStop($0) }
@@ -295,9 +295,20 @@ extension Fleet {
                 fix: "name one of: \(known.joined(separator: ", "))")
         }
         let chosen = names.isEmpty ? known : names
+        guard chosen.contains(where: isNode) else {
+            throw CoopError(
+                .conflict, "fleet \(file.name)", cause: "is not up: none of its nodes exists",
+                fix: "bring it up first with 'coop fleet up FILE'")
+        }
         let results = Mutex<[String: Int32]>([:])
         try Self.forEach(chosen) { name in
             let status: Int32
+            // A container of that name that is not this fleet's node is never entered.
+            guard isNode(name) else {
+                Console.status("\(name)| error: no node of fleet \(file.name) by this name runs here")
+                results.withLock { $0[name] = CoopError.Code.notFound.rawValue }
+                return
+            }
             do {
                 let definition = try ContainerDefinition(folder: containers.existingFolder(name))
                 status = try FleetExec.run(definition, command: command, prefix: name)

@@ -197,6 +197,8 @@ struct FleetTests {
         #expect(FileManager.default.fileExists(atPath: sandbox.containers.appendingPathComponent("bf-1").path))
         try sandbox.expect(2, "fleet", "exec", file, "--")
         try sandbox.expect(3, "fleet", "exec", file, "nosuch", "--", "true")
+        let notUp = try sandbox.expect(7, "fleet", "exec", file, "--", "true")
+        #expect(notUp.stderr.contains("is not up"), "\(notUp)")
     }
 
     @Test(
