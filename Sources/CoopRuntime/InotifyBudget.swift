@@ -35,11 +35,12 @@ public enum InotifyBudget {
         return count
     }
 
-    /// Fails with the fix when `nodes` more booted systemd nodes would not fit the limit.
-    public static func check(nodes: Int, what: String) throws {
-        guard let limit = maxInstances else { return }
+    /// Fails with the fix when `nodes` more booted systemd nodes would not fit the limit (by default the
+    /// host's, against what the user holds now).
+    public static func check(nodes: Int, what: String, limit: Int? = maxInstances, inUse: Int? = nil) throws {
+        guard let limit else { return }
         let needed = nodes * instancesPerNode
-        let inUse = instancesInUse()
+        let inUse = inUse ?? instancesInUse()
         guard inUse + needed > limit else { return }
         throw CoopError(
             .hostSetup, what,

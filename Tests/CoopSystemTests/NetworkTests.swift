@@ -57,7 +57,7 @@ struct NetworkTests {
     }
 
     @Test(
-        "DNS resolves through pasta, and apt-get update reaches the Debian mirror from a bookworm container",
+        "DNS resolves through pasta, and apt-get update and install reach the Debian mirror from a bookworm container",
         .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
     func dnsAndMirror() throws {
         let sandbox = try userSandbox()
@@ -67,9 +67,12 @@ struct NetworkTests {
         #expect(!resolved.stdout.isEmpty, "\(resolved)")
         let names = try sandbox.run("run", "t:debian/bookworm", "--", "getent", "hosts", "host.coop.internal")
         #expect(names.status == 0 && !names.stdout.isEmpty, "\(names)")
-        let update = try sandbox.run("run", "t:debian/bookworm", "--", "apt-get", "update")
+        let update = try sandbox.run(
+            "run", "t:debian/bookworm", "--", "sh", "-c",
+            "apt-get update && apt-get install -y --no-install-recommends hello && hello")
         #expect(update.status == 0, "\(update)")
         #expect(update.stdout.contains("bookworm"), "\(update)")
+        #expect(update.stdout.contains("Hello, world!"), "a package installed from the mirror runs: \(update)")
         #expect(pastas(of: sandbox).isEmpty, "no pasta stays after a run")
     }
 

@@ -38,3 +38,18 @@ struct ContainerNetworkTests {
         }
     }
 }
+
+@Suite("inotify budget")
+struct InotifyBudgetTests {
+    @Test("A fleet that would not fit the user's inotify instances fails early, naming the limit and the fix")
+    func tooMany() throws {
+        // Debian's default of 128, with 30 in use: 16 nodes (96 instances) fit, 17 do not.
+        try InotifyBudget.check(nodes: 16, what: "fleet web", limit: 128, inUse: 30)
+        let error = try #require(throws: CoopError.self) {
+            try InotifyBudget.check(nodes: 17, what: "fleet web", limit: 128, inUse: 30)
+        }
+        #expect(error.code == .hostSetup && error.what == "fleet web")
+        #expect(error.cause.contains("fs.inotify.max_user_instances") && error.cause.contains("128"))
+        #expect(error.fix?.contains("coop setup-host") == true)
+    }
+}
