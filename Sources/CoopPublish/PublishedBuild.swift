@@ -43,10 +43,17 @@ struct PublishedBuild: Codable, Comparable {
         ])
     }
 
+    /// The product's aliases: `DISTRO/RELEASE/VARIANT`, and for the default variant `DISTRO/RELEASE` too, as
+    /// images.linuxcontainers.org lists them (`lxc launch REMOTE:debian/bookworm` looks for that one).
+    var aliases: String {
+        let full = "\(distro)/\(release)/\(variant)"
+        return variant == "default" ? "\(full),\(distro)/\(release)" : full
+    }
+
     /// The product this build belongs to, described by this build's names, with `versions`.
     func simplestreamsProduct(versions: [String: Simplestreams.Products.Version]) -> Simplestreams.Products.Product {
         Simplestreams.Products.Product(
-            aliases: "\(distro)/\(release)/\(variant)", arch: arch,
+            aliases: aliases, arch: arch,
             os: distro.prefix(1).uppercased() + distro.dropFirst(),
             release: release, releaseTitle: release, variant: variant, versions: versions)
     }

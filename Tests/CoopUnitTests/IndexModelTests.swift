@@ -108,6 +108,12 @@ struct IndexModelTests {
             let fromLXC = try #require(lxc.first { $0.matches(reference) && $0.build == published.build })
             #expect(fromLXC.folder == "/" + published.path + "/")
         }
+        // The default variant is also known without it, as LXD's clients ask for it.
+        let aliases = indexes.products.products.mapValues { $0.aliases ?? "" }
+        #expect(aliases["debian:bookworm:amd64:default"] == "debian/bookworm/default,debian/bookworm", "\(aliases)")
+        var slim = Self.published("debian", "bookworm", "20251129_00:00", digit: "a")
+        slim.variant = "slim"
+        #expect(slim.aliases == "debian/bookworm/slim")
     }
 
     @Test("A published build whose names the grammar refuses is refused before any index is written")
