@@ -178,7 +178,7 @@ static int usage(void) {
     return 2;
 }
 
-static pid_t parse_pid(const char *text) {
+pid_t coop_pid_argument(const char *text) {
     char *end = NULL;
     errno = 0;
     long value = strtol(text, &end, 10);
@@ -254,7 +254,7 @@ int coop_fleet_hold(const char *bridge, const char *gateway_text, const char *pr
 
 int coop_fleet_plug(const char *holder_text, const char *node_text, const char *host_if, const char *bridge,
                     const char *address_text, const char *prefix_text, const char *gateway_text) {
-    pid_t holder = parse_pid(holder_text), node = parse_pid(node_text);
+    pid_t holder = coop_pid_argument(holder_text), node = coop_pid_argument(node_text);
     int prefix = parse_prefix(prefix_text);
     struct in_addr address, gateway;
     if (holder < 0 || node < 0 || prefix < 0 || !valid_name(host_if) || !valid_name(bridge) ||
@@ -289,7 +289,7 @@ int coop_fleet_plug(const char *holder_text, const char *node_text, const char *
 }
 
 int coop_fleet_join(const char *holder_text, char *const argv[]) {
-    pid_t holder = parse_pid(holder_text);
+    pid_t holder = coop_pid_argument(holder_text);
     if (holder < 0 || argv[0] == NULL || argv[0][0] != '/') return usage();
     if (coop_close_descriptors(3, NULL, 0, 0) < 0) return fail("close_range", "from 3");
     if (join_holder(holder) != 0) return 1;

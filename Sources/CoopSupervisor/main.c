@@ -265,21 +265,12 @@ static void end_pid1(void) {
     }
 }
 
-// A pid given on the command line; -1 when it is not one.
-static pid_t pid_argument(const char *text) {
-    char *end = NULL;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 2 || value > INT_MAX) return -1;
-    return (pid_t)value;
-}
-
 // `coop-supervisor --end-network SUPERVISOR PASTA`: started by `coop start` as the user beside a container
 // in the background whose network pasta serves. pasta does not end when the container's namespaces go, so
 // this waits for the container's supervisor to end, then ends that pasta (held by a pidfd from the start,
 // so a recycled pid is never signalled). Exit status 0, or 2 when the arguments are not coop's.
 static int end_network_after(const char *supervisor_text, const char *pasta_text) {
-    pid_t supervisor = pid_argument(supervisor_text), pasta = pid_argument(pasta_text);
+    pid_t supervisor = coop_pid_argument(supervisor_text), pasta = coop_pid_argument(pasta_text);
     if (supervisor < 0 || pasta < 0) {
         fprintf(stderr, "coop-supervisor: started by coop only (see coop start)\n");
         return 2;

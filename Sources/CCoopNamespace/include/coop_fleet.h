@@ -24,4 +24,7 @@ int coop_fleet_plug(const char *holder, const char *node, const char *host_if, c
 /// namespaces of the holder as root there, and execs PROGRAM (nft, for the fleet's NAT rules).
 int coop_fleet_join(const char *holder, char *const argv[]);
 
+/// A pid given on coop-supervisor's command line (2 or more); -1 when it is not one.
+pid_t coop_pid_argument(const char *text);
+
 #endif
