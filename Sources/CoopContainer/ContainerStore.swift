@@ -60,6 +60,16 @@ public final class ContainerStore: Sendable {
 
     /// Destroys `name` unless `keep` (asked under its lock) says it is still needed; whether it did.
     func destroy(_ name: String, unless keep: () -> Bool) throws -> Bool {
+        let trash = FileSystem.stagingURL(for: folder(name), tag: "destroying")
+        guard try takeAway(name, to: trash, unless: keep) else { return false }
+        try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
+        return true
+    }
+
+    /// Renames the stopped container `name` to `trash` under its lock, unless `keep` (asked under the lock)
+    /// says it is still needed; whether it did. Out of sight first, so that a half-removed container never
+    /// shows in a listing.
+    private func takeAway(_ name: String, to trash: URL, unless keep: () -> Bool) throws -> Bool {
         try Self.checkName(name)
         let lock = try self.lock(name)
         defer { lock.unlock() }
@@ -74,10 +84,7 @@ public final class ContainerStore: Sendable {
                 .conflict, "container \(name)", cause: "is running (pid \(pid))",
                 fix: "stop it first with 'coop stop \(name)'")
         }
-        // Out of sight first, so that a half-removed container never shows in a listing.
-        let trash = FileSystem.stagingURL(for: folder(name), tag: "destroying")
         try checkSystemCall(rename(folder(name).path, trash.path), "destroy \(name)")
-        try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
         return true
     }
 
@@ -91,16 +98,7 @@ public final class ContainerStore: Sendable {
         var firstError: (any Error)?
         for name in names {
             do {
-                try Self.checkName(name)
-                let lock = try self.lock(name)
-                defer { lock.unlock() }
-                if let pid = runningPID(name) {
-                    throw CoopError(
-                        .conflict, "container \(name)", cause: "is running (pid \(pid))",
-                        fix: "stop it first with 'coop stop \(name)'")
-                }
-                let target = trash.appendingPathComponent(name)
-                try checkSystemCall(rename(folder(name).path, target.path), "destroy \(name)")
+                _ = try takeAway(name, to: trash.appendingPathComponent(name), unless: { false })
             } catch {
                 firstError = firstError ?? error
             }

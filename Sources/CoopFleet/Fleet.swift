@@ -246,10 +246,12 @@ public struct Fleet: Sendable {
         phase("stopped \(definitions.count) nodes")
         try containers.destroy(all: nodes)
         phase("removed their files")
+        // A network whose holder is gone still leaves its folder (and perhaps its pasta).
         if let network = FleetNetwork.running(fleet: file.name, containers: containers.root) {
             network.stop()
+        } else {
+            FleetNetwork.remove(fleet: file.name, containers: containers.root)
         }
-        FleetNetwork.remove(fleet: file.name, containers: containers.root)
         return nodes
     }
 

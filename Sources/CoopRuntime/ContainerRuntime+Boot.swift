@@ -9,13 +9,15 @@ extension ContainerRuntime {
         var report: Int32
         var command: [String]
 
-        /// Waits for the command; its exit status (127 or 126 when it could not run, as a shell says).
+        /// Waits for the command; its exit status. A command that cannot run is said on stderr and answers
+        /// as a shell does (127: not found, 126: not runnable).
         public func finish() throws -> Int32 {
             let status = process.wait()
             defer { close(report) }
             if let failure = RuntimeFailure.read(from: report) {
                 let error = failure.error(what: "exec of \(command[0])")
                 guard failure.isExec else { throw error }
+                Console.error(error)
                 return failure.exitStatus
             }
             return status

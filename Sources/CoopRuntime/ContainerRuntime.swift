@@ -327,37 +327,19 @@ public enum ContainerRuntime {
     {
         let usePty = pty == .always || (pty == .automatic && RawTerminal.isInteractive)
         if usePty { return try attach(container, command: command) }
-        let state = try running(container)
         let relayed = try RelayedStdio.forTerminals()
-        let report = try Pipe.make()
-        let process: SpawnedProcess
+        let started: StartedExec
         do {
-            defer {
-                relayed.closeInner()
-                close(report.write)
-            }
-            try checkSystemCall(fcntl(report.write, F_SETFD, 0), "report pipe of exec")
-            process = try SpawnedProcess(
-                arguments: [
-                    CoopPaths.executablePath(), "__exec", String(state.pid), procsArgument(state), String(report.write),
-                ] + command, idMap: nil, input: relayed.inner[0], output: relayed.inner[1], error: relayed.inner[2])
-        } catch {
-            close(report.read)
-            throw error
+            defer { relayed.closeInner() }
+            started = try startExec(
+                container, command: command, input: relayed.inner[0], output: relayed.inner[1],
+                error: relayed.inner[2])
         }
         // Ctrl-C at the terminal reaches the helper too, which passes it on to the command.
         signal(SIGINT, SIG_IGN)
         signal(SIGQUIT, SIG_IGN)
-        relayed.relay(until: process.pid)
-        let status = process.wait()
-        if let failure = RuntimeFailure.read(from: report.read) {
-            let error = failure.error(what: "exec of \(command[0])")
-            // A command that cannot run answers as a shell does (127: not found, 126: not runnable).
-            guard failure.isExec else { throw error }
-            Console.error(error)
-            return failure.exitStatus
-        }
-        return status
+        relayed.relay(until: started.process.pid)
+        return try started.finish()
     }
 
     /// The container's cgroups as its start recorded them, for exec and attach to join by their host paths
@@ -432,12 +414,7 @@ public enum ContainerRuntime {
             try sendSignal(state.pid, SIGKILL, container: container)
             _ = waitUntil(.infinity, { !state.isRunning }, pid: state.pid)
         }
-        unlink(ContainerState.file(container.folder).path)
-        // The supervisor leaves the cgroups last, after removing those made inside.
-        if let supervisor = state.supervisor, !waitUntil(10, { !state.supervisorIsRunning }, pid: supervisor) {
-            kill(supervisor, SIGKILL)
-        }
-        ContainerCgroups.remove(state.cgroups ?? [], idMap: container.idMap)
+        clear(state, of: container)
     }
 
     /// Kills the container at once (PID 1 and with it every process inside), waits until it is gone and
@@ -449,10 +426,15 @@ public enum ContainerRuntime {
             try sendSignal(state.pid, SIGKILL, container: container)
             _ = waitUntil(.infinity, { !state.isRunning }, pid: state.pid)
         }
+        clear(state, of: container)
+    }
+
+    /// What a container whose PID 1 has ended leaves: its state, its supervisor (which leaves the cgroups
+    /// last, after removing those made inside), its cgroups.
+    static func clear(_ state: ContainerState, of container: ContainerDefinition) {
         unlink(ContainerState.file(container.folder).path)
-        // The supervisor leaves the cgroups last, after removing those made inside.
         if let supervisor = state.supervisor, !waitUntil(10, { !state.supervisorIsRunning }, pid: supervisor) {
-            Glibc.kill(supervisor, SIGKILL)
+            kill(supervisor, SIGKILL)
         }
         ContainerCgroups.remove(state.cgroups ?? [], idMap: container.idMap)
     }

@@ -245,7 +245,6 @@ public struct FleetNetwork: Sendable {
     /// Ends pasta and the holder (which takes the namespaces, the bridge and every node's link along) and
     /// removes the fleet's folder.
     public func stop() {
-        Pasta.end(folder: folder)
         if ProcessStart.ticks(of: holder) == holderTicks {
             kill(holder, SIGTERM)
             if coop_wait_for_exit(holder, 2000) == 0 { kill(holder, SIGKILL) }
@@ -253,6 +252,6 @@ public struct FleetNetwork: Sendable {
         // The holder is a child of this process only when it started it here.
         var status: Int32 = 0
         _ = waitpid(holder, &status, WNOHANG)
-        try? FileManager.default.removeItem(at: folder)
+        Self.remove(fleet: name, containers: folder.deletingLastPathComponent().deletingLastPathComponent())
     }
 }
