@@ -17,8 +17,9 @@ trap stop_server EXIT
 
 if [ "$(id -u)" = 0 ]; then
     Tests/Fixtures/make-test-user.sh "$user" >/dev/null
-    # What an administrator does once per user: subordinate ids and a cgroup subtree of its own.
-    .build/debug/coop setup-host --user "$user" >/dev/null
+    # What an administrator does once per user: subordinate ids (four ranges: isolated fleets need more
+    # than one) and a cgroup subtree of its own.
+    .build/debug/coop setup-host --user "$user" --ranges 4 >/dev/null
     Tests/Fixtures/serve.sh start "$fixtures/www" "$state" >/dev/null
 else
     echo "not root: tests that need root, the test user or the image server are skipped" >&2

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -299,9 +300,66 @@ static void place_and_map(pid_t pid, char *const uidmap_argv[], char *const gidm
     }
 }
 
+// Writes `text` to /proc/PID/`file`; 0 or -1. Async-signal-safe.
+static int write_map(pid_t pid, const char *file, const char *text) {
+    char path[64] = "/proc/";
+    size_t at = 6;
+    char digits[16];
+    int count = 0;
+    for (unsigned value = (unsigned)pid; value > 0 || count == 0; value /= 10) digits[count++] = (char)('0' + value % 10);
+    while (count > 0) path[at++] = digits[--count];
+    path[at++] = '/';
+    for (const char *c = file; *c != '\0'; c++) path[at++] = *c;
+    path[at] = '\0';
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int written = coop_write_full(fd, text, strlen(text));
+    int closed = coop_close(fd);
+    return written < 0 || closed < 0 ? -1 : 0;
+}
+
+// In the child, root of a joined user namespace: enters a new user namespace below it. A namespace's maps
+// may name more than the writer's own id only when written from its parent namespace, so a helper forked
+// first (still in the parent, as its root) writes them once the child has unshared. Async-signal-safe.
+static void enter_nested_userns(const char *uid_map, const char *gid_map, int report_fd) {
+    int unshared[2];
+    // The change to root made the child undumpable, which gives its /proc files to the host's root: the
+    // helper could not open its maps.
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) child_fail(report_fd, COOP_STAGE_SETID);
+    if (pipe2(unshared, O_CLOEXEC) < 0) child_fail(report_fd, COOP_STAGE_PIPE);
+    pid_t child = getpid();
+    pid_t helper = fork();
+    if (helper < 0) child_fail(report_fd, COOP_STAGE_FORK);
+    if (helper == 0) {
+        char byte;
+        (void)coop_close(unshared[1]);
+        if (coop_read_full(unshared[0], &byte, 1) != 1) _exit(2);
+        _exit(write_map(child, "uid_map", uid_map) == 0 && write_map(child, "gid_map", gid_map) == 0 ? 0 : 1);
+    }
+    if (coop_close(unshared[0]) < 0) child_fail(report_fd, COOP_STAGE_DUP);
+    int unshare_errno = unshare(CLONE_NEWUSER) < 0 ? errno : 0;
+    char byte = 'u';
+    // Without the byte the helper ends without writing; its status is then waited for all the same.
+    if (unshare_errno == 0 && coop_write_full(unshared[1], &byte, 1) < 0) unshare_errno = errno;
+    (void)coop_close(unshared[1]);
+    int status = 0;
+    while (waitpid(helper, &status, 0) < 0) {
+        if (errno != EINTR) child_fail(report_fd, COOP_STAGE_SYNC);
+    }
+    if (unshare_errno != 0) {
+        errno = unshare_errno;
+        child_fail(report_fd, COOP_STAGE_UNSHARE);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        errno = EPERM;
+        child_fail(report_fd, COOP_STAGE_UIDMAP);
+    }
+}
+
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
-                 char *const uidmap_argv[], char *const gidmap_argv[], int join_userns, char *const cgroup_procs[],
-                 int new_session, coop_spawn_failure *failure) {
+                 char *const uidmap_argv[], char *const gidmap_argv[], int join_userns, const char *nested_uid_map,
+                 const char *nested_gid_map, char *const cgroup_procs[], int new_session,
+                 coop_spawn_failure *failure) {
     memset(failure, 0, sizeof *failure);
     int joins = join_userns >= 0;
     int use_userns = (uidmap_argv != NULL && gidmap_argv != NULL) || joins;
@@ -349,6 +407,10 @@ pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const
                 child_fail(report_pipe[1], COOP_STAGE_UNSHARE);
             if (joins && setgroups(0, NULL) < 0) child_fail(report_pipe[1], COOP_STAGE_SETID);
             if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_fail(report_pipe[1], COOP_STAGE_SETID);
+            if (joins && nested_uid_map != NULL && nested_gid_map != NULL) {
+                enter_nested_userns(nested_uid_map, nested_gid_map, report_pipe[1]);
+                if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_fail(report_pipe[1], COOP_STAGE_SETID);
+            }
         }
         execve(path, argv, envp);
         child_fail(report_pipe[1], COOP_STAGE_EXEC);

@@ -29,7 +29,8 @@ public final class ContainerCreator {
     /// With `cow`, the container is an overlay of the build's shared base (the one `coop run` uses) with
     /// an upper layer of its own: only the filled-in templates are written, nothing is unpacked.
     public func create(
-        name: String, image: ImageReference, options: FetchOptions, quiet: Bool = false, cow: Bool = false
+        name: String, image: ImageReference, options: FetchOptions, quiet: Bool = false, cow: Bool = false,
+        privateUnpack: Bool = false
     ) throws -> Created {
         try ContainerStore.checkName(name)
         try containers.makeRoot()
@@ -93,8 +94,9 @@ public final class ContainerCreator {
                     ThrowawayContainer.bases(of: containers).record(base.lastPathComponent)?.skipped ?? []
             } else if outcome.streamed {
                 skipped = try unpacker!.finish()
-            } else if makesBases {
-                // A base is unpacked from the verified image in the cache.
+            } else if makesBases || privateUnpack {
+                // A base, or a container on a range of its own (which no base is shifted to), is unpacked
+                // from the verified image in the cache.
                 let target = try startUnpacker(meta: entry.meta, source: nil)
                 let sink = try DecodingSink(unpacker: target)
                 try sink.consume(file: entry.rootfsArchive)

@@ -1,3 +1,4 @@
+import CoopFormats
 import CoopSupport
 import CoopSystem
 import Foundation
@@ -61,8 +62,9 @@ public final class ContainerStore: Sendable {
     /// Destroys `name` unless `keep` (asked under its lock) says it is still needed; whether it did.
     func destroy(_ name: String, unless keep: () -> Bool) throws -> Bool {
         let trash = FileSystem.stagingURL(for: folder(name), tag: "destroying")
+        let map = idMap(of: name)
         guard try takeAway(name, to: trash, unless: keep) else { return false }
-        try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
+        try TreeRemover.remove(trash, idMap: map, privileged: privileged)
         return true
     }
 
@@ -91,20 +93,39 @@ public final class ContainerStore: Sendable {
     /// Destroys the stopped containers `names` together (a fleet's nodes): each goes out of sight under its
     /// lock, as `destroy` does, and then one removal takes all their files. The first error is thrown once
     /// every other container is gone.
+    /// Containers on ranges of their own (an isolated fleet's nodes) are removed by one removal per range.
     public func destroy(all names: [String]) throws {
-        guard !names.isEmpty else { return }
-        let trash = FileSystem.stagingURL(for: root.appendingPathComponent(names[0]), tag: "destroying")
-        try FileSystem.createDirectory(trash)
         var firstError: (any Error)?
+        var byRange: [(map: IDMap, names: [String])] = []
         for name in names {
-            do {
-                _ = try takeAway(name, to: trash.appendingPathComponent(name), unless: { false })
-            } catch {
-                firstError = firstError ?? error
+            let map = idMap(of: name)
+            if let index = byRange.firstIndex(where: { $0.map == map }) {
+                byRange[index].names.append(name)
+            } else {
+                byRange.append((map, [name]))
             }
         }
-        try TreeRemover.remove(trash, idMap: idMap, privileged: privileged)
+        for (map, names) in byRange {
+            let trash = FileSystem.stagingURL(for: root.appendingPathComponent(names[0]), tag: "destroying")
+            try FileSystem.createDirectory(trash)
+            for name in names {
+                do {
+                    _ = try takeAway(name, to: trash.appendingPathComponent(name), unless: { false })
+                } catch {
+                    firstError = firstError ?? error
+                }
+            }
+            try TreeRemover.remove(trash, idMap: map, privileged: privileged)
+        }
         if let firstError { throw firstError }
+    }
+
+    /// The range the container `name` runs on, as its config maps root; the store's own when it has none.
+    public func idMap(of name: String) -> IDMap {
+        guard let config = try? LXCConfig.read(containerFolder: folder(name), name: name),
+            let uids = config.rootMapping(.user), let gids = config.rootMapping(.group)
+        else { return idMap }
+        return IDMap(uidStart: uids.hostID, gidStart: gids.hostID, count: min(uids.count, gids.count))
     }
 
     /// PID 1 of the container when its recorded state names a process that still runs (same start time).

@@ -58,12 +58,6 @@ public struct Fleet: Sendable {
     public func up(creator: ContainerCreator, image: ImageReference, options: FetchOptions, timeout: Double) throws
         -> [String]
     {
-        if file.isolated {
-            throw CoopError(
-                .usage, "fleet file of \(file.name)",
-                cause: "'isolated: true' (a range of ids per node) is not built yet",
-                fix: "remove 'isolated' from the file: the nodes then share your range, as LXC's do")
-        }
         // Every name is checked before anything is made: a container of the same name that is not this
         // fleet's is never touched.
         for node in file.nodes where containers.exists(node.name) && !isNode(node.name) {
@@ -82,10 +76,24 @@ public struct Fleet: Sendable {
             progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)")
             clock = Date()
         }
-        try create(missing, creator: creator, image: image, options: options)
+        let ranges = file.isolated ? try IDMap.allForCurrentUser() : [idMap]
+        if file.isolated {
+            try createIsolated(missing, ranges: ranges, creator: creator, image: image, options: options)
+        } else {
+            try create(missing, creator: creator, image: image, options: options)
+        }
         phase("created \(missing.count) nodes")
-        let network = try FleetNetwork.running(fleet: file.name, containers: containers.root) ?? startNetwork(idMap)
+        let network =
+            try FleetNetwork.running(fleet: file.name, containers: containers.root)
+            ?? startNetwork(idMap, moreMaps: Array(ranges.dropFirst()))
         try writeNameFiles(network)
+        // An isolated node's root reads the name files under its own id.
+        for node in file.nodes where file.isolated {
+            let map = containers.idMap(of: node.name)
+            for folder in [containers.root, network.folder.deletingLastPathComponent(), network.folder] {
+                try ContainerFolder.makePrivate(folder, for: map)
+            }
+        }
         phase("network \(file.network.subnet) up")
         // Each node started here tells its boot on a pipe (systemd's READY=1): waiting costs nothing. A
         // node that ran already is asked once with systemctl.
@@ -131,6 +139,47 @@ public struct Fleet: Sendable {
         }
     }
 
+    /// Creates the nodes at `indices` of an isolated fleet: each on a range of 65536 ids that no other
+    /// container of the user's has (so that no node's root owns another's files or processes), with a
+    /// private unpack of the image on it.
+    func createIsolated(
+        _ indices: [Int], ranges: [IDMap], creator: ContainerCreator, image: ImageReference, options: FetchOptions
+    ) throws {
+        guard !indices.isEmpty else { return }
+        let used = Set(containers.names().map { containers.idMap(of: $0).uidStart } + [ranges[0].uidStart])
+        let free = ranges.dropFirst().filter { !used.contains($0.uidStart) }
+        guard free.count >= indices.count else {
+            let user = CoopPaths.userName
+            throw CoopError(
+                .hostSetup, "isolated fleet \(file.name)",
+                cause: "needs \(indices.count) ranges of 65536 subordinate ids that no container uses, and user "
+                    + "\(user) has \(free.count) (its first range is its ordinary containers')",
+                fix:
+                    "as root, run 'coop setup-host --user \(user) --ranges \(ranges.count + indices.count - free.count)'"
+            )
+        }
+        // One after another: each is a whole unpack, which takes what the machine has.
+        do {
+            for (index, range) in zip(indices, free) {
+                try createIsolated(index, range: range, creator: creator, image: image, options: options)
+            }
+        } catch {
+            for index in indices where containers.exists(file.nodes[index].name) {
+                try? containers.destroy(file.nodes[index].name)
+            }
+            throw error
+        }
+    }
+
+    func createIsolated(
+        _ index: Int, range: IDMap, creator: ContainerCreator, image: ImageReference, options: FetchOptions
+    ) throws {
+        let store = ContainerStore(root: containers.root, idMap: range, privileged: containers.privileged)
+        _ = try ContainerCreator(fetcher: creator.fetcher, containers: store).create(
+            name: file.nodes[index].name, image: image, options: options, quiet: true, privateUnpack: true)
+        try configure(index)
+    }
+
     /// A node's network settings and limits, in its folder.
     func configure(_ index: Int) throws {
         let node = file.nodes[index]
@@ -145,7 +194,7 @@ public struct Fleet: Sendable {
         try FileSystem.writeAtomically(try config.formatted(), to: folder.appendingPathComponent("config"))
     }
 
-    func startNetwork(_ idMap: IDMap) throws -> FleetNetwork {
+    func startNetwork(_ idMap: IDMap, moreMaps: [IDMap]) throws -> FleetNetwork {
         let subnet = file.network.subnet
         let addresses = Dictionary(
             uniqueKeysWithValues: file.nodes.enumerated().map { ($1.name, subnet.address(ofNode: $0)) })
@@ -153,7 +202,7 @@ public struct Fleet: Sendable {
             addresses[port.node].map { (host: port.host, address: $0, port: port.port) }
         }
         return try FleetNetwork.start(
-            fleet: file.name, containers: containers.root, idMap: idMap, gateway: subnet.gateway,
+            fleet: file.name, containers: containers.root, idMap: idMap, moreMaps: moreMaps, gateway: subnet.gateway,
             prefix: subnet.prefix, subnet: subnet.description, outbound: file.network.outbound, ports: ports)
     }
 

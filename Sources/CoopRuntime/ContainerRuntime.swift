@@ -81,8 +81,10 @@ public enum ContainerRuntime {
         // Each is closed here once the supervisor has it, or when a step on the way fails.
         var inherited: [Int32] = []
         var stdio = relayed.inner
-        // A node of a fleet joins the fleet's user namespace, whose root gives it its link on the bridge.
+        // A node of a fleet joins the fleet's user namespace, whose root gives it its link on the bridge; a
+        // node on a range of its own (an isolated fleet's) then enters one of its own below it.
         var userNamespace: Int32 = -1
+        var nestedMap: IDMap?
         var requestPipe: (read: Int32, write: Int32) = (-1, -1)
         var replyPipe: (read: Int32, write: Int32) = (-1, -1)
         do {
@@ -100,6 +102,8 @@ public enum ContainerRuntime {
             if let fleet {
                 userNamespace = try fleet.openUserNamespace()
                 inherited.append(userNamespace)
+                let inside = try fleet.inside(container.idMap, node: container.name)
+                nestedMap = inside.uidStart == 0 && inside.gidStart == 0 ? nil : inside
             }
             requestPipe = try Pipe.make()
             inherited.append(requestPipe.read)
@@ -124,7 +128,7 @@ public enum ContainerRuntime {
             supervisor = try SpawnedProcess(
                 arguments: [supervisorPath, String(requestPipe.read), String(replyPipe.write), container.rootfs.path],
                 environment: [:], idMap: fleet == nil ? container.idMap : nil, mapOwner: false,
-                joining: userNamespace, input: stdio[0], output: stdio[1],
+                joining: userNamespace, nestedMap: nestedMap, input: stdio[0], output: stdio[1],
                 error: stdio[2], cgroupProcs: cgroups.procsFiles, newSession: !foreground)
             // An init manages cgroups below its own (systemd does): they go to the container's root, only
             // now, as until the supervisor was in them the files that take processes had to be the user's.

@@ -56,7 +56,8 @@ public struct FleetNetwork: Sendable {
     /// Makes the fleet's namespaces, bridge and NAT, and its pasta when `outbound`. Fails with the fix when
     /// pasta cannot work here and outbound is asked.
     public static func start(
-        fleet name: String, containers: URL, idMap: IDMap, gateway: String, prefix: Int, subnet: String,
+        fleet name: String, containers: URL, idMap: IDMap, moreMaps: [IDMap] = [], gateway: String, prefix: Int,
+        subnet: String,
         outbound: Bool, ports: [(host: UInt16, address: String, port: UInt16)] = []
     ) throws -> FleetNetwork {
         if outbound, let problem = Pasta.unusable() {
@@ -86,7 +87,8 @@ public struct FleetNetwork: Sendable {
                 arguments: [
                     try CoopPaths.helperPath("coop-supervisor"), "--fleet-network", bridge, gateway, String(prefix),
                     String(ready.write),
-                ], environment: [:], idMap: idMap, mapOwner: false, input: nothing, output: nothing, error: log,
+                ], environment: [:], idMap: idMap, moreMaps: moreMaps, mapOwner: false, input: nothing, output: nothing,
+                error: log,
                 newSession: true)
         } catch {
             close(ready.read)
@@ -204,6 +206,32 @@ public struct FleetNetwork: Sendable {
                 fix: "bring the fleet up again with 'coop fleet up FILE'")
         }
         return fd
+    }
+
+    /// The ids of the fleet's user namespace that `map` (a node's range on the host) is, read from the
+    /// holder's maps: from 0 for a node on the user's own range, further up for an isolated node's.
+    public func inside(_ map: IDMap, node: String) throws -> IDMap {
+        func start(_ file: String, _ host: UInt32) -> UInt32? {
+            let text = (try? String(contentsOfFile: "/proc/\(holder)/\(file)", encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ").compactMap { UInt64($0) }
+                guard fields.count == 3, fields[1] <= UInt64(host),
+                    UInt64(host) + UInt64(map.count) <= fields[1] + fields[2]
+                else { continue }
+                return UInt32(fields[0] + UInt64(host) - fields[1])
+            }
+            return nil
+        }
+        guard let uid = start("uid_map", map.uidStart), let gid = start("gid_map", map.gidStart),
+            ProcessStart.ticks(of: holder) == holderTicks
+        else {
+            throw CoopError(
+                .conflict, "node \(node) of fleet \(name)",
+                cause: "its ids (\(map.uidStart)-\(UInt64(map.uidStart) + UInt64(map.count) - 1)) are not in the "
+                    + "fleet's user namespace, which was made for other ranges",
+                fix: "take the fleet down and up again: 'coop fleet down FILE' then 'coop fleet up FILE'")
+        }
+        return IDMap(uidStart: uid, gidStart: gid, count: map.count)
     }
 
     /// Gives the node whose PID 1 is `pid` its veth on the bridge, `address` and the default route.

@@ -9,9 +9,10 @@ public enum HostSetup {
     static let rangeSize: UInt32 = 65_536
 
     /// Runs every step for `user`; returns one line per step.
-    public static func run(user: String, subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws
-        -> [String]
-    {
+    /// `ranges`: how many ranges of 65536 ids the user is to hold (more than one for isolated fleets).
+    public static func run(
+        user: String, ranges: Int = 1, subuid: String = "/etc/subuid", subgid: String = "/etc/subgid"
+    ) throws -> [String] {
         guard getuid() == 0 else {
             throw CoopError(
                 .hostSetup, "coop setup-host", cause: "must run as root", fix: "run it with sudo, or as root")
@@ -22,16 +23,57 @@ public enum HostSetup {
         let uid = entry.pointee.pw_uid
         let gid = entry.pointee.pw_gid
         var report: [String] = []
-        try SubordinateIDs.withFilesLocked {
-            for (file, kind) in [(subuid, "uids"), (subgid, "gids")] {
-                report.append(try ensureRange(in: file, user: user, id: uid, kind: kind, all: (subuid, subgid)))
-            }
+        report += try SubordinateIDs.withFilesLocked {
+            try giveRanges(user: user, id: uid, ranges: ranges, subuid: subuid, subgid: subgid)
         }
         report.append(rootsRange(subuid: subuid, subgid: subgid))
         report += try delegateCgroups(user: user, uid: uid, gid: gid)
+        report += try loadModules()
         report += try openTun()
         report += try InotifyBudget.raise()
         return report
+    }
+
+    /// The kernel's parts that networks need: pasta's tap device, a fleet's bridge and veth links, and the
+    /// nftables NAT of its outbound traffic and published ports. A kernel in user namespaces may not load
+    /// modules itself, so they are loaded here, and at every boot (modules-load.d).
+    static let modules = ["tun", "bridge", "veth", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct"]
+    static let modulesRule = "/etc/modules-load.d/coop.conf"
+
+    static func loadModules(release: String = kernelRelease(), rule: String = modulesRule) throws -> [String] {
+        // A kernel without a modules folder has what it has built in: nothing to load.
+        guard FileSystem.exists(URL(fileURLWithPath: "/lib/modules/\(release)")) else {
+            return [
+                "kernel: no modules for \(release) (/lib/modules/\(release) is missing), so networks use what it has built in"
+            ]
+        }
+        var lines: [String] = []
+        var failed: [String] = []
+        for module in modules {
+            let process = try SpawnedProcess(
+                arguments: ["/usr/sbin/modprobe", "-q", module], environment: [:], idMap: nil)
+            if process.wait() != 0 { failed.append(module) }
+        }
+        if failed.isEmpty {
+            lines.append("kernel: loaded \(modules.joined(separator: ", ")) (modprobe), as networks need")
+        } else {
+            lines.append(
+                "warning: modprobe could not load \(failed.joined(separator: ", ")), so fleets (and pasta, for tun) "
+                    + "may fail; fix: install the modules of kernel \(release) (linux-image) or a kernel with them")
+        }
+        let text = "# coop: networks of containers and fleets need these\n" + modules.joined(separator: "\n") + "\n"
+        if (try? String(contentsOfFile: rule, encoding: .utf8)) != text {
+            try FileSystem.createDirectory(URL(fileURLWithPath: rule).deletingLastPathComponent())
+            try FileSystem.writeAtomically(text, to: URL(fileURLWithPath: rule))
+            lines.append("kernel: wrote \(rule), which loads them at every boot")
+        }
+        return lines
+    }
+
+    static func kernelRelease() -> String {
+        var names = utsname()
+        uname(&names)
+        return withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
     /// Where the mode of /dev/net/tun is kept across reboots: systemd-tmpfiles applies it at boot.
@@ -77,18 +119,41 @@ public enum HostSetup {
         }
     }
 
-    /// Gives the user a range of 65536 subordinate ids after every range in `file`, unless it has one.
+    /// Gives the user `ranges` ranges of 65536 subordinate uids and gids, counting those it holds; the new
+    /// ones start at the same id in both files. Call it inside `SubordinateIDs.withFilesLocked`.
+    public static func giveRanges(user: String, id: uid_t, ranges: Int, subuid: String, subgid: String) throws
+        -> [String]
+    {
+        // Found once for both files, so that the new uids and gids start at the same id.
+        var start: UInt32?
+        return try [(subuid, "uids"), (subgid, "gids")].map { file, kind in
+            try ensureRange(
+                in: file, user: user, id: id, kind: kind, ranges: ranges, start: &start, all: (subuid, subgid))
+        }
+    }
+
+    /// Gives the user `ranges` ranges of 65536 subordinate ids in `file`, counting those it holds: what is
+    /// missing is one new entry where neither file gives anyone an id.
     static func ensureRange(
-        in file: String, user: String, id: uid_t, kind: String, all: (subuid: String, subgid: String)
+        in file: String, user: String, id: uid_t, kind: String, ranges: Int = 1, start: inout UInt32?,
+        all: (subuid: String, subgid: String)
     ) throws -> String {
-        for entry in SubordinateIDs.entries(in: file)
-        where (entry.owner == user || entry.owner == String(id)) && entry.count >= rangeSize {
-            return "subordinate \(kind): \(user) has \(entry.start)-\(entry.end - 1) in \(file)"
+        let held = SubordinateIDs.entries(in: file).filter { $0.owner == user || $0.owner == String(id) }
+        let blocks = held.reduce(0) { $0 + Int($1.count / rangeSize) }
+        if blocks >= ranges, let first = held.first(where: { $0.count >= rangeSize }) {
+            let more = blocks > 1 ? " and \(blocks - 1) more ranges of 65536" : ""
+            return
+                "subordinate \(kind): \(user) has \(first.start)-\(UInt64(first.start) + UInt64(rangeSize) - 1)\(more) "
+                + "in \(file)"
         }
         // A range that neither file gives anyone (root's reservation included), the same in both.
-        let end = SubordinateIDs.freeRange(count: rangeSize, subuid: all.subuid, subgid: all.subgid)
-        try SubordinateIDs.append(.init(owner: user, start: end, count: rangeSize), to: file)
-        return "subordinate \(kind): gave \(user) \(end)-\(end + rangeSize - 1) in \(file)"
+        let count = UInt32(max(1, ranges - blocks)) * rangeSize
+        // Room for the most either file may need, so that the other file fits at the same start.
+        let end =
+            start ?? SubordinateIDs.freeRange(count: UInt32(ranges) * rangeSize, subuid: all.subuid, subgid: all.subgid)
+        start = end
+        try SubordinateIDs.append(.init(owner: user, start: end, count: count), to: file)
+        return "subordinate \(kind): gave \(user) \(end)-\(UInt64(end) + UInt64(count) - 1) in \(file)"
     }
 
     /// In every cgroup hierarchy: `coop` (root's) and `coop/USER` (the user's, with the files that move

@@ -16,21 +16,24 @@ public enum ContainerFolder {
     }
     private static let noID: UInt32 = 0xFFFF_FFFF
 
-    /// Makes `folder` private to its owner but searchable by `idMap`'s root id; without ACL support in the
-    /// filesystem it falls back to 0711 (searchable by all, listable by none) and says so.
+    /// Makes `folder` private to its owner but searchable by `idMap`'s root id (and by the root ids it let
+    /// through already: an isolated fleet's nodes each have a range of their own); without ACL support in
+    /// the filesystem it falls back to 0711 (searchable by all, listable by none) and says so.
     /// A folder of someone else's (LXC makes a container's folder its root's) keeps what its maker set.
     public static func makePrivate(_ folder: URL, for idMap: IDMap) throws {
         var info = stat()
         guard lstat(folder.path, &info) == 0, info.st_uid == geteuid() else { return }
+        let allowed = searchers(of: folder)
         // Already so (the group bits show the ACL's mask): left alone, as a chmod would clear the mask for a
         // moment, in which a start of another container beside it finds the folder shut.
-        if info.st_mode & 0o777 == 0o710, lets(idMap.uidStart, through: folder) { return }
+        if info.st_mode & 0o777 == 0o710, allowed.contains(idMap.uidStart) { return }
         guard chmod(folder.path, 0o700) == 0 else { throw CoopError.system("permissions of \(folder.path)") }
         var bytes: [UInt8] = []
         append(&bytes, version)
-        for (tag, permissions, id) in [
-            (Tag.userObject, UInt16(7), noID), (.user, 1, idMap.uidStart), (.groupObject, 0, noID),
-            (.mask, 1, noID), (.other, 0, noID),
+        // The kernel takes the named users in ascending order of id.
+        let users = Set(allowed + [idMap.uidStart]).sorted().map { (Tag.user, UInt16(1), $0) }
+        for (tag, permissions, id) in [(Tag.userObject, UInt16(7), noID)] + users + [
+            (.groupObject, 0, noID), (.mask, 1, noID), (.other, 0, noID),
         ] {
             append(&bytes, tag.rawValue)
             append(&bytes, permissions)
@@ -45,23 +48,28 @@ public enum ContainerFolder {
 
     /// Whether `folder`'s access ACL lets `uid` search it.
     public static func lets(_ uid: UInt32, through folder: URL) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 1024)
+        searchers(of: folder).contains(uid)
+    }
+
+    /// The named users that `folder`'s access ACL lets search it (none when its mask does not).
+    static func searchers(of folder: URL) -> [UInt32] {
+        var buffer = [UInt8](repeating: 0, count: 4096)
         let size = buffer.withUnsafeMutableBytes {
             Int(coop_getxattr(folder.path, attribute, $0.baseAddress, $0.count))
         }
-        guard size >= 4 else { return false }
-        var userAllows = false
+        guard size >= 4 else { return [] }
+        var users: [UInt32] = []
         var maskAllows = true
         var offset = 4
         while offset + 8 <= size {
             let tag = UInt16(buffer[offset]) | UInt16(buffer[offset + 1]) << 8
             let permissions = UInt16(buffer[offset + 2]) | UInt16(buffer[offset + 3]) << 8
             let id = (0..<4).reduce(UInt32(0)) { $0 | UInt32(buffer[offset + 4 + $1]) << (8 * UInt32($1)) }
-            if tag == Tag.user.rawValue, id == uid { userAllows = permissions & 1 != 0 }
+            if tag == Tag.user.rawValue, permissions & 1 != 0 { users.append(id) }
             if tag == Tag.mask.rawValue { maskAllows = permissions & 1 != 0 }
             offset += 8
         }
-        return userAllows && maskAllows
+        return maskAllows ? users : []
     }
 
     private static func append<T: FixedWidthInteger>(_ bytes: inout [UInt8], _ value: T) {

@@ -40,6 +40,27 @@ public struct IDMap: Sendable, Equatable, Codable {
         return IDMap(uidStart: uidRange.start, gidStart: gidRange.start, count: 65_536)
     }
 
+    /// Every range of 65536 ids the user holds, in the order of the files' lines (uids and gids paired):
+    /// the first is `forCurrentUser`'s, on which the user's containers run; the others are for containers
+    /// that must share no id with those (an isolated fleet's nodes).
+    public static func allForCurrentUser(subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws
+        -> [IDMap]
+    {
+        let first = try forCurrentUser(subuid: subuid, subgid: subgid)
+        let user = getuid() == 0 ? "root" : CoopPaths.userName
+        return [first] + ranges(of: user, id: getuid(), subuid: subuid, subgid: subgid).filter { $0 != first }
+    }
+
+    /// Each range of 65536 ids in `user`'s entries (by name or uid), in the order of the files' lines.
+    public static func ranges(of user: String, id: uid_t, subuid: String, subgid: String) -> [IDMap] {
+        func blocks(_ file: String) -> [UInt32] {
+            SubordinateIDs.entries(in: file).filter { $0.owner == user || $0.owner == String(id) }.flatMap { entry in
+                (0..<entry.count / 65_536).map { entry.start + $0 * 65_536 }
+            }
+        }
+        return zip(blocks(subuid), blocks(subgid)).map { IDMap(uidStart: $0, gidStart: $1, count: 65_536) }
+    }
+
     static func range(in file: String, user: String, id: uid_t) -> (start: UInt32, count: UInt32)? {
         SubordinateIDs.entries(in: file).first { $0.owner == user || $0.owner == String(id) }.map {
             ($0.start, $0.count)
@@ -49,12 +70,22 @@ public struct IDMap: Sendable, Equatable, Codable {
     /// Arguments for newuidmap/newgidmap (without the pid): the range as ids 0…count-1, and with
     /// `mapOwner` the user's own id as id `count`, so that coop's own helpers may work in the user's
     /// folders. Never for a running container: its root could become the user.
-    func helperArguments(hostUser: uid_t, hostGroup: gid_t, mapOwner: Bool = true) -> (uid: [String], gid: [String]) {
-        let ownerUID = mapOwner ? [String(count), String(hostUser), "1"] : []
-        let ownerGID = mapOwner ? [String(count), String(hostGroup), "1"] : []
-        return (
-            ["newuidmap", "0", String(uidStart), String(count)] + ownerUID,
-            ["newgidmap", "0", String(gidStart), String(count)] + ownerGID
-        )
+    /// `more` ranges follow as ids count, 2 × count, ….
+    func helperArguments(hostUser: uid_t, hostGroup: gid_t, mapOwner: Bool = true, more: [IDMap] = []) -> (
+        uid: [String], gid: [String]
+    ) {
+        var uid = ["newuidmap", "0", String(uidStart), String(count)]
+        var gid = ["newgidmap", "0", String(gidStart), String(count)]
+        var next = UInt64(count)
+        for map in more {
+            uid += [String(next), String(map.uidStart), String(map.count)]
+            gid += [String(next), String(map.gidStart), String(map.count)]
+            next += UInt64(map.count)
+        }
+        if mapOwner {
+            uid += [String(next), String(hostUser), "1"]
+            gid += [String(next), String(hostGroup), "1"]
+        }
+        return (uid, gid)
     }
 }

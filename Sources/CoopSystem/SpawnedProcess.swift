@@ -8,11 +8,14 @@ public final class SpawnedProcess: @unchecked Sendable {
     private var status: Int32?
 
     /// Starts `arguments` (the first is an absolute path). `idMap` puts the child in a new user namespace
-    /// where it is root over that range; `joining` (a user namespace fd of the caller's) puts it in that one
-    /// instead. `input`, `output`, `error` become its fds 0, 1, 2.
+    /// where it is root over that range (and `moreMaps` after it); `joining` (a user namespace fd of the caller's) puts it in that one
+    /// instead, and with `nestedMap` (ids of that namespace) then in a new one below it, mapped to those ids.
+    /// `input`, `output`, `error` become its fds 0, 1, 2.
     public init(
         arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
-        idMap: IDMap?, mapOwner: Bool = true, joining userNamespace: Int32 = -1, input: Int32 = -1,
+        idMap: IDMap?, moreMaps: [IDMap] = [], mapOwner: Bool = true, joining userNamespace: Int32 = -1,
+        nestedMap: IDMap? = nil,
+        input: Int32 = -1,
         output: Int32 = -1, error: Int32 = -1, cgroupProcs: [String] = [], newSession: Bool = false
     ) throws {
         // All memory is prepared here, before the fork: the child may not allocate.
@@ -20,16 +23,18 @@ public final class SpawnedProcess: @unchecked Sendable {
         let envp = CStringArray(environment.map { "\($0.key)=\($0.value)" })
         var maps: (uid: CStringArray, gid: CStringArray)?
         if let idMap {
-            let helpers = idMap.helperArguments(hostUser: getuid(), hostGroup: getgid(), mapOwner: mapOwner)
+            let helpers = idMap.helperArguments(
+                hostUser: getuid(), hostGroup: getgid(), mapOwner: mapOwner, more: moreMaps)
             maps = (CStringArray(helpers.uid), CStringArray(helpers.gid))
         }
+        let nested = nestedMap.map { ("0 \($0.uidStart) \($0.count)\n", "0 \($0.gidStart) \($0.count)\n") }
         var failure = coop_spawn_failure()
         let fds: [Int32] = [input, output, error]
         let procs = cgroupProcs.isEmpty ? nil : CStringArray(cgroupProcs)
         let pid = fds.withUnsafeBufferPointer { fdBuffer in
             coop_spawn(
                 arguments[0], argv.pointer, envp.pointer, fdBuffer.baseAddress, maps?.uid.pointer, maps?.gid.pointer,
-                userNamespace, procs?.pointer, newSession ? 1 : 0, &failure)
+                userNamespace, nested?.0, nested?.1, procs?.pointer, newSession ? 1 : 0, &failure)
         }
         if pid < 0 { throw Self.describe(failure, command: arguments[0]) }
         self.pid = pid

@@ -223,4 +223,63 @@ struct FleetTests {
         try sandbox.expect(0, "fleet", "down", file)
         try sandbox.expect(0, "destroy", "sw")
     }
+
+    @Test(
+        "isolated: true gives each node a range of its own, not the user's first; too few ranges name setup-host",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)))
+    func isolatedNodes() throws {
+        let sandbox = try userSandbox()
+        let user = try TestHost.user(sandbox.userName)
+        // The test setup gives the user four ranges: its own and three for isolated nodes.
+        let tooMany = try fleetFile(
+            sandbox, "big.yaml", "name: big\nimage: g:debian/bookworm/amd64/slim\nnodes: 4\nisolated: true\n")
+        let refused = try sandbox.expect(8, "fleet", "up", tooMany)
+        #expect(refused.stderr.contains("needs 4 ranges") && refused.stderr.contains("--ranges 5"), "\(refused)")
+        #expect(try sandbox.expect(0, "list").stdout.split(separator: "\n").count <= 1, "nothing was created")
+
+        let file = try fleetFile(
+            sandbox, "iso.yaml",
+            """
+            name: iso
+            image: g:debian/bookworm/amd64/slim
+            nodes: 2
+            isolated: true
+            network:
+              subnet: 10.125.0.0/24
+              outbound: false
+
+            """)
+        try sandbox.expect(0, "fleet", "up", file)
+        var roots: [UInt32] = []
+        for node in ["iso-1", "iso-2"] {
+            let pid = try #require(try traces(of: sandbox, node).pids.first)
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            let uid = try #require(
+                status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first
+                    .flatMap { UInt32($0) })
+            roots.append(uid)
+            var info = stat()
+            #expect(stat(sandbox.containers.appendingPathComponent("\(node)/rootfs/etc/passwd").path, &info) == 0)
+            #expect(info.st_uid == uid, "\(node)'s files are its root's")
+            let inside = try sandbox.expect(0, "exec", node, "--", "cat", "/proc/self/uid_map")
+            #expect(inside.stdout.split(separator: "\n").count == 1 && inside.stdout.hasSuffix(" 65536\n"), "\(inside)")
+        }
+        #expect(roots[0] != roots[1], "each node's root is another host id: \(roots)")
+        #expect(
+            roots.allSatisfy { $0 >= user.subuid + 65_536 || $0 < user.subuid },
+            "no node runs on the user's first range, which its other containers use: \(roots)")
+        // Still one network: iso-2 answers iso-1 by name over TCP.
+        try sandbox.expect(
+            0, "exec", "iso-2", "--", "setsid", "-f", "systemd-socket-activate", "-l", "7000", "-a", "--inetd",
+            "/usr/bin/hostname")
+        let asked = try sandbox.expect(
+            0, "exec", "iso-1", "--", "bash", "-c",
+            "for i in $(seq 50); do exec 3<>/dev/tcp/iso-2/7000 && cat <&3 && exit 0; sleep 0.1; done; exit 1")
+        #expect(asked.stdout == "iso-2\n", "\(asked)")
+        try sandbox.expect(0, "fleet", "down", file)
+        let left = try FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path).filter {
+            $0.hasPrefix("iso-") || $0.contains("destroying")
+        }
+        #expect(left.isEmpty, "folders left: \(left)")
+    }
 }

@@ -1,4 +1,5 @@
 import CoopFormats
+import CoopRuntime
 import CoopSupport
 import CoopSystem
 import CoopTrust
@@ -121,5 +122,30 @@ struct TrustTests {
         #expect(text == "lxc.idmap = u 0 200000 65536\nlxc.idmap = g 0 300000 65536\n")
         let read = LXCConfig(parsing: text)
         #expect(read.rootMapping(.user)?.hostID == 200_000 && read.rootMapping(.group)?.hostID == 300_000)
+    }
+
+    @Test("More ranges for a user: one new entry at the same start in both files, then each range of 65536 in order")
+    func moreRanges() throws {
+        let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("coop-ranges-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let name = String(cString: getpwuid(getuid())!.pointee.pw_name)
+        let subuid = folder.appendingPathComponent("subuid").path
+        let subgid = folder.appendingPathComponent("subgid").path
+        try "\(name):100000:65536\nother:165536:65536\n".write(toFile: subuid, atomically: true, encoding: .utf8)
+        try "other:100000:65536\n\(name):165536:65536\n".write(toFile: subgid, atomically: true, encoding: .utf8)
+        let said = try HostSetup.giveRanges(user: name, id: getuid(), ranges: 3, subuid: subuid, subgid: subgid)
+        #expect(said.allSatisfy { $0.contains("gave \(name) 231072-362143") }, "\(said)")
+        let maps = IDMap.ranges(of: name, id: getuid(), subuid: subuid, subgid: subgid)
+        #expect(
+            maps == [
+                IDMap(uidStart: 100_000, gidStart: 165_536, count: 65_536),
+                IDMap(uidStart: 231_072, gidStart: 231_072, count: 65_536),
+                IDMap(uidStart: 296_608, gidStart: 296_608, count: 65_536),
+            ], "\(maps)")
+        // Asked again: it has them, and nothing is added.
+        let again = try HostSetup.giveRanges(user: name, id: getuid(), ranges: 3, subuid: subuid, subgid: subgid)
+        #expect(again.allSatisfy { $0.contains("has") && $0.contains("2 more ranges") }, "\(again)")
+        #expect(try String(contentsOfFile: subuid, encoding: .utf8).split(separator: "\n").count == 3)
     }
 }

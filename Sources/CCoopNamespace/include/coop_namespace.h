@@ -34,7 +34,9 @@ typedef struct {
 /// waits until the parent has written its maps with those helpers, becomes uid and gid 0 inside and
 /// then execs. With NULL maps it is a plain fork and exec. `join_userns` (a namespace fd of a user namespace
 /// the caller owns, or -1) joins that namespace instead of a new one, whose maps are written already; the
-/// child gives up the caller's groups and becomes root there.
+/// child gives up the caller's groups and becomes root there. With `nested_uid_map` and `nested_gid_map`
+/// (lines for uid_map and gid_map, in that namespace's ids) it then enters a new user namespace below the
+/// joined one, whose maps a helper it forks writes as root of the joined namespace, and becomes root there.
 ///
 /// The child only makes async-signal-safe calls before exec: the caller may be multithreaded.
 /// `fds` are dup'ed to 0, 1 and 2 in the child (-1 keeps the parent's).
@@ -44,8 +46,9 @@ typedef struct {
 /// `cgroup_procs` (NULL-terminated, or NULL) are cgroup.procs files the parent writes the child's pid to
 /// before the id maps: while the child still has the caller's credentials, which cgroup v1 asks for.
 pid_t coop_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3],
-                 char *const uidmap_argv[], char *const gidmap_argv[], int join_userns, char *const cgroup_procs[],
-                 int new_session, coop_spawn_failure *failure);
+                 char *const uidmap_argv[], char *const gidmap_argv[], int join_userns, const char *nested_uid_map,
+                 const char *nested_gid_map, char *const cgroup_procs[], int new_session,
+                 coop_spawn_failure *failure);
 
 /// Waits until process `pid` (any, not only a child) has ended, at most `timeout_ms` (-1: no limit).
 /// Returns 1 once it ended, 0 on timeout, -1 when it cannot tell (no pidfd).
