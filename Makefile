@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PACKAGES := libcurl4-openssl-dev libarchive-dev libgpgme-dev liblzma-dev libssl-dev pkg-config \
 	gnupg xz-utils uidmap mmdebstrap nginx-light busybox-static openssl ca-certificates curl wget python3 \
 	lxc libpam-cgfs hyperfine bubblewrap crun valgrind zstd gcc libc6-dev python3-matplotlib \
-	passt nftables
+	passt nftables lxd squashfs-tools-ng python3-venv
 
 FIXTURES ?= /var/tmp/coop-fixtures
 TEST_USER ?= coop-test
@@ -32,6 +32,7 @@ deps:
 fixtures: deps build
 	Tests/Fixtures/build-images.sh $(FIXTURES)
 	Tests/Fixtures/build-guests.sh $(FIXTURES) .build/debug/coop
+	Tests/Fixtures/simplestreams-client.sh $(FIXTURES)
 
 demo: deps release
 	Tests/demo.sh $(TEST_USER)

@@ -40,7 +40,9 @@ let package = Package(
         // Archives and codecs: libarchive behind one reader and writer, image metadata, xz and zstd.
         .target(name: "CoopArchive", dependencies: ["CoopSupport", "CArchive", "CLZMA"], swiftSettings: strict),
         // The wire formats, one typed model each, shared by readers and writers.
-        .target(name: "CoopFormats", dependencies: ["CoopSupport"], swiftSettings: strict),
+        .target(
+            name: "CoopFormats", dependencies: ["CoopSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
 
         // The pipeline, one library per stage, each depending only on stages before it.
         .target(name: "CoopTransfer", dependencies: ["CoopSupport", "CoopSystem", "CCurl"], swiftSettings: strict),
@@ -77,7 +79,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
-            name: "CoopPublish", dependencies: ["CoopSupport", "CoopSystem", "CoopFormats", "CoopTrust"],
+            name: "CoopPublish",
+            dependencies: ["CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopTrust"],
             swiftSettings: strict
         ),
         // Fleets: many copy-on-write containers on one private network, from one file.

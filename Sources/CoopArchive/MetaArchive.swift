@@ -10,10 +10,17 @@ public struct MetaArchive: Sendable, Codable, Equatable {
 
     public init(files: [String: String]) { self.files = files }
 
-    /// The files coop reads from the metadata; everything else in the tarball is skipped unread.
+    /// The files coop reads from the metadata; everything else in the tarball is skipped unread. LXC's,
+    /// and LXD's and Incus's `metadata.yaml` with its `templates/NAME.tpl`.
     public static let knownNames: Set<String> = [
-        "config", "config-user", "create-message", "expiry", "excludes-user", "templates",
+        "config", "config-user", "create-message", "expiry", "excludes-user", "templates", "metadata.yaml",
     ]
+
+    static func isKnown(_ name: String) -> Bool {
+        if knownNames.contains(name) { return true }
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts[0] == "templates" && parts[1].hasSuffix(".tpl") && parts[1] != ".tpl"
+    }
     /// Bounds no real image comes near (docs/security.md): the size of one known file, and the entries
     /// read from the tarball.
     public static let maxFileBytes = 1 << 20
@@ -37,7 +44,7 @@ public struct MetaArchive: Sendable, Codable, Equatable {
             }
             guard entry.kind == .file, var name = entry.path else { continue }
             while name.hasPrefix("./") { name.removeFirst(2) }
-            guard Self.knownNames.contains(name) else { continue }
+            guard Self.isKnown(name) else { continue }
             guard let data = try reader.data(limit: Self.maxFileBytes) else {
                 let size = entry.size.flatMap { $0 > Self.maxFileBytes ? "\($0) bytes" : nil } ?? "more bytes"
                 throw CoopError(
@@ -50,8 +57,16 @@ public struct MetaArchive: Sendable, Codable, Equatable {
         self.files = files
     }
 
-    /// When the image stops being current (epoch seconds), if the metadata says.
-    public var expiry: Int? { files["expiry"].flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+    /// When the image stops being current (epoch seconds), if the metadata says: LXC's `expiry`, or the
+    /// top-level `expiry_date` of LXD's `metadata.yaml`.
+    public var expiry: Int? {
+        if let text = files["expiry"] { return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let line = (files["metadata.yaml"] ?? "").split(separator: "\n").first { $0.hasPrefix("expiry_date:") }
+        return line.flatMap { Int($0.dropFirst("expiry_date:".count).trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// An LXD or Incus image's metadata (`metadata.yaml`), rather than LXC's.
+    public var lxdMetadata: String? { files["metadata.yaml"] }
 
     /// Paths in the rootfs whose `LXC_NAME` and friends are replaced at create.
     public var templates: [String] { lines("templates") }

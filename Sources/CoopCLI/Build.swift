@@ -135,6 +135,10 @@ struct Publish: ParsableCommand {
     var builds: [String] = []
     @Option(name: .long, help: "Builds to keep per image.")
     var keep = 3
+    @Flag(
+        name: .long,
+        help: "Also publish each new build's rootfs as squashfs (rootfs.squashfs), which LXD and Incus unpack faster.")
+    var squashfs = false
 
     func validate() throws {
         if keep < 1 { throw ValidationError("--keep must be at least 1") }
@@ -150,8 +154,9 @@ struct Publish: ParsableCommand {
                 fix: "make one with 'coop build debian bookworm'")
         }
         let keyring = try SigningKeyring(home: paths.signingHome)
-        let outcome = try Publisher(tree: URL(fileURLWithPath: directory), keyring: keyring, keep: keep).publish(
-            sources)
+        let outcome = try Publisher(
+            tree: URL(fileURLWithPath: directory), keyring: keyring, keep: keep, squashfs: squashfs
+        ).publish(sources)
         for added in outcome.added { Console.status("published \(added)") }
         for pruned in outcome.pruned { Console.status("pruned \(pruned)") }
         Console.status("\(directory): \(outcome.total) builds, signed by \(try keyring.requireKeyFingerprint())")

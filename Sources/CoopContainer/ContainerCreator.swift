@@ -55,13 +55,15 @@ public final class ContainerCreator {
         do {
             let rootfs = staging.appendingPathComponent("rootfs")
             func startUnpacker(meta: MetaArchive, source: URL?) throws -> RootfsUnpacker {
-                let request = ExtractionRequest(
+                var request = ExtractionRequest(
                     destination: rootfs.path, shift: containers.privileged ? containers.idMap : nil,
-                    idCount: containers.idMap.count, excludes: meta.excludesUser, templates: meta.templates,
+                    idCount: containers.idMap.count, excludes: meta.excludesUser,
+                    templates: try LXDTemplates.paths(meta),
                     templateValues: [
                         "LXC_NAME": name, "LXC_PATH": final.path,
                         "LXC_ROOTFS": final.appendingPathComponent("rootfs").path,
                     ])
+                request.writtenFiles = try LXDTemplates.rendered(meta, name: name, quiet: quiet)
                 let started = try RootfsUnpacker(
                     request: request, idMap: containers.idMap, privileged: containers.privileged, source: source)
                 unpacker = started
@@ -88,7 +90,8 @@ public final class ContainerCreator {
                         .conflict, "base \(base.path)", cause: "was removed by 'coop cache prune' meanwhile",
                         fix: "run the create again")
                 }
-                try makeUpperLayer(in: staging, name: name, base: base, templates: entry.meta.templates)
+                try makeUpperLayer(
+                    in: staging, name: name, base: base, templates: try LXDTemplates.paths(entry.meta))
                 cowBase = base.appendingPathComponent("rootfs")
                 skipped =
                     ThrowawayContainer.bases(of: containers).record(base.lastPathComponent)?.skipped ?? []
@@ -107,7 +110,7 @@ public final class ContainerCreator {
                 let base = try self.base(of: entry, image: image, options: options)
                 let request = ExtractionRequest(
                     destination: rootfs.path, shift: nil, idCount: containers.idMap.count,
-                    templates: entry.meta.templates,
+                    templates: try LXDTemplates.paths(entry.meta),
                     templateValues: [
                         base.lastPathComponent: name, base.path: final.path,
                         base.appendingPathComponent("rootfs").path: final.appendingPathComponent("rootfs").path,
@@ -132,7 +135,7 @@ public final class ContainerCreator {
             try FileSystem.writeAtomically(try config.text, to: staging.appendingPathComponent("config"))
             let record = ContainerRecord(
                 name: name, image: entry.reference, build: entry.build, createdAt: Int(Date().timeIntervalSince1970),
-                skipped: skipped, templates: entry.meta.templates)
+                skipped: skipped, templates: try LXDTemplates.paths(entry.meta))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try FileSystem.writeAtomically(try encoder.encode(record), to: staging.appendingPathComponent("coop.json"))

@@ -48,10 +48,12 @@ extension Simplestreams {
             /// sha256 of the metadata bytes followed by the rootfs bytes, on the metadata's item.
             public var combinedSHA256: String?
             public var combinedRootxzSHA256: String?
+            /// sha256 of the metadata bytes followed by the squashfs rootfs bytes (LXD's fingerprint of that pair).
+            public var combinedSquashfsSHA256: String?
 
             public init(
                 ftype: String, path: String, sha256: String? = nil, size: Int64? = nil, combinedSHA256: String? = nil,
-                combinedRootxzSHA256: String? = nil
+                combinedRootxzSHA256: String? = nil, combinedSquashfsSHA256: String? = nil
             ) {
                 self.ftype = ftype
                 self.path = path
@@ -59,11 +61,13 @@ extension Simplestreams {
                 self.size = size
                 self.combinedSHA256 = combinedSHA256
                 self.combinedRootxzSHA256 = combinedRootxzSHA256
+                self.combinedSquashfsSHA256 = combinedSquashfsSHA256
             }
 
             enum CodingKeys: String, CodingKey {
                 case ftype, path, sha256, size, combinedSHA256 = "combined_sha256"
                 case combinedRootxzSHA256 = "combined_rootxz_sha256"
+                case combinedSquashfsSHA256 = "combined_squashfs_sha256"
             }
         }
 
@@ -150,7 +154,8 @@ extension Simplestreams.Products.Item {
     /// The path, each hash and the size against their grammar.
     func check(place: String) throws(IndexField.Issue) {
         try IndexField.checkPath(path, field: "path of \(place)")
-        for hash in [sha256, combinedSHA256, combinedRootxzSHA256].compactMap({ $0 }) where !IndexField.isSHA256(hash) {
+        for hash in [sha256, combinedSHA256, combinedRootxzSHA256, combinedSquashfsSHA256].compactMap({ $0 })
+        where !IndexField.isSHA256(hash) {
             throw IndexField.Issue(field: "sha256 of \(place)", value: hash, expected: "64 hex digits")
         }
         if let size, size < 0 {

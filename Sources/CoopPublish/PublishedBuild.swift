@@ -16,6 +16,24 @@ struct PublishedBuild: Codable, Comparable {
     var metaSize: Int64
     /// sha256 of the metadata bytes followed by the rootfs bytes: the simplestreams fingerprint.
     var combinedSHA256: String
+    /// LXD's and Incus's metadata tarball (`lxd.tar.xz`, the same bytes as `incus.tar.xz`), in builds
+    /// published since coop wrote it.
+    var lxd: LXDFiles?
+
+    /// What LXD and Incus read of a build: the metadata tarball, its fingerprints with each rootfs (LXD
+    /// names an image by the sha256 of its metadata followed by its rootfs), and the squashfs rootfs.
+    struct LXDFiles: Codable, Equatable {
+        var sha256: String
+        var size: Int64
+        var combinedRootxz: String
+        var squashfs: SquashFS?
+
+        struct SquashFS: Codable, Equatable {
+            var sha256: String
+            var size: Int64
+            var combined: String
+        }
+    }
 
     static let recordName = ".build.json"
 
@@ -32,15 +50,29 @@ struct PublishedBuild: Codable, Comparable {
             path: "/images/\(parts.joined(separator: "/"))/")
     }
 
-    /// This build as a version of its simplestreams product: the rootfs and the metadata (as LXD's kind).
+    /// This build as a version of its simplestreams product: the rootfs, LXC's metadata (which coop reads
+    /// first), and LXD's and Incus's metadata with their fingerprints, and the squashfs rootfs when there is
+    /// one.
     var simplestreamsVersion: Simplestreams.Products.Version {
-        Simplestreams.Products.Version(items: [
+        var items: [String: Simplestreams.Products.Item] = [
             "root.tar.xz": .init(
                 ftype: "root.tar.xz", path: path + "/rootfs.tar.xz", sha256: rootfsSHA256, size: rootfsSize),
-            "lxd.tar.xz": .init(
-                ftype: "lxd.tar.xz", path: path + "/meta.tar.xz", sha256: metaSHA256, size: metaSize,
+            "meta.tar.xz": .init(
+                ftype: "meta.tar.xz", path: path + "/meta.tar.xz", sha256: metaSHA256, size: metaSize,
                 combinedSHA256: combinedSHA256, combinedRootxzSHA256: combinedSHA256),
-        ])
+        ]
+        guard let lxd else { return Simplestreams.Products.Version(items: items) }
+        for kind in ["lxd.tar.xz", "incus.tar.xz"] {
+            items[kind] = .init(
+                ftype: kind, path: path + "/" + kind, sha256: lxd.sha256, size: lxd.size,
+                combinedSHA256: lxd.combinedRootxz, combinedRootxzSHA256: lxd.combinedRootxz,
+                combinedSquashfsSHA256: lxd.squashfs?.combined)
+        }
+        if let squashfs = lxd.squashfs {
+            items["root.squashfs"] = .init(
+                ftype: "squashfs", path: path + "/rootfs.squashfs", sha256: squashfs.sha256, size: squashfs.size)
+        }
+        return Simplestreams.Products.Version(items: items)
     }
 
     /// The product's aliases: `DISTRO/RELEASE/VARIANT`, and for the default variant `DISTRO/RELEASE` too, as

@@ -14,11 +14,15 @@ public struct Publisher {
     public let tree: URL
     public let keyring: SigningKeyring
     public let keep: Int
+    /// Whether each new build also gets `rootfs.squashfs` (LXD's and Incus's faster rootfs), made with
+    /// tar2sqfs of squashfs-tools-ng.
+    public let squashfs: Bool
 
-    public init(tree: URL, keyring: SigningKeyring, keep: Int) {
+    public init(tree: URL, keyring: SigningKeyring, keep: Int, squashfs: Bool = false) {
         self.tree = tree
         self.keyring = keyring
         self.keep = keep
+        self.squashfs = squashfs
     }
 
     public struct Outcome {
@@ -63,6 +67,8 @@ public struct Publisher {
             kept += newestFirst.prefix(keep)
             pruned += newestFirst.dropFirst(keep)
         }
+        // Builds published before coop wrote LXD's and Incus's metadata get it now, before any index names it.
+        kept = try kept.map { $0.lxd == nil ? try addLXDFiles(to: $0) : $0 }
         try writeIndexes(kept.sorted())
         for build in pruned {
             try? FileManager.default.removeItem(at: tree.appendingPathComponent(build.path))
@@ -102,10 +108,11 @@ public struct Publisher {
             let combined = try SHA256Hasher.hash(files: [
                 staging.appendingPathComponent("meta.tar.xz"), staging.appendingPathComponent("rootfs.tar.xz"),
             ])
-            let record = PublishedBuild(
+            var record = PublishedBuild(
                 distro: parts[0], release: parts[1], arch: parts[2], variant: parts[3], build: parts[4],
                 rootfsSHA256: digests["rootfs.tar.xz"]!.0, rootfsSize: digests["rootfs.tar.xz"]!.1,
                 metaSHA256: digests["meta.tar.xz"]!.0, metaSize: digests["meta.tar.xz"]!.1, combinedSHA256: combined)
+            record.lxd = try writeLXDFiles(of: record, in: staging, squashfs: squashfs)
             try FileSystem.writeAtomically(
                 try JSONEncoder().encode(record), to: staging.appendingPathComponent(PublishedBuild.recordName))
             try checkSystemCall(rename(staging.path, target.path), "publish \(target.path)")
@@ -118,6 +125,50 @@ public struct Publisher {
         }
     }
 
+    /// LXD's and Incus's files of `build` in `folder`: the metadata tarball as `lxd.tar.xz` and `incus.tar.xz`
+    /// (one file, two names), with `squashfs` the rootfs as squashfs too, each signed; their hashes.
+    private func writeLXDFiles(of build: PublishedBuild, in folder: URL, squashfs: Bool) throws
+        -> PublishedBuild.LXDFiles
+    {
+        let metadata = folder.appendingPathComponent("lxd.tar.xz")
+        try LXDMetadata(build).write(to: metadata)
+        let incus = folder.appendingPathComponent("incus.tar.xz")
+        unlink(incus.path)
+        try checkSystemCall(link(metadata.path, incus.path), "link \(incus.path)")
+        let rootfs = folder.appendingPathComponent("rootfs.tar.xz")
+        var files = PublishedBuild.LXDFiles(
+            sha256: try SHA256Hasher.hash(files: [metadata]), size: try Self.size(metadata),
+            combinedRootxz: try SHA256Hasher.hash(files: [metadata, rootfs]))
+        var signed = [metadata, incus]
+        if squashfs {
+            let image = folder.appendingPathComponent("rootfs.squashfs")
+            try SquashFS.make(image, from: rootfs)
+            files.squashfs = .init(
+                sha256: try SHA256Hasher.hash(files: [image]), size: try Self.size(image),
+                combined: try SHA256Hasher.hash(files: [metadata, image]))
+            signed.append(image)
+        }
+        for file in signed {
+            try keyring.sign(file, to: file.appendingPathExtension("asc"))
+        }
+        return files
+    }
+
+    static func size(_ file: URL) throws -> Int64 {
+        (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int64) ?? 0
+    }
+
+    /// Adds LXD's and Incus's files to a build published before coop wrote them; its record last, so that a
+    /// publish killed on the way does it again.
+    private func addLXDFiles(to build: PublishedBuild) throws -> PublishedBuild {
+        let folder = tree.appendingPathComponent(build.path)
+        var upgraded = build
+        upgraded.lxd = try writeLXDFiles(of: build, in: folder, squashfs: false)
+        try FileSystem.writeAtomically(
+            try JSONEncoder().encode(upgraded), to: folder.appendingPathComponent(PublishedBuild.recordName))
+        return upgraded
+    }
+
     /// Writes a file and its detached signature; the signature first, so that the file never has a stale one
     /// for longer than one rename.
     private func writeSigned(_ data: Data, to url: URL) throws {
@@ -127,6 +178,34 @@ public struct Publisher {
         defer { unlink(temporary.path) }
         let signature = FileSystem.stagingURL(for: url, tag: "asc")
         try keyring.sign(temporary, to: signature)
+        try checkSystemCall(rename(signature.path, url.path + ".asc"), "publish \(url.path).asc")
+        try checkSystemCall(rename(temporary.path, url.path), "publish \(url.path)")
+    }
+
+    /// A simplestreams file as images.linuxcontainers.org serves it: `NAME.json` with a detached signature
+    /// both as `NAME.json.asc` (coop, LXC's tools) and `NAME.json.gpg` (simplestreams' name for it), and the
+    /// clearsigned `NAME.sjson` (of `clearsigned` when its text differs) that simplestreams clients read
+    /// first. The signed copies go into place before the plain one.
+    private func writeSignedJSON(_ data: Data, to url: URL, clearsigned clearText: Data? = nil) throws {
+        try FileSystem.createDirectory(url.deletingLastPathComponent())
+        let temporary = FileSystem.stagingURL(for: url)
+        try FileSystem.writeAtomically(data, to: temporary)
+        defer { unlink(temporary.path) }
+        let clearsigned = url.deletingPathExtension().appendingPathExtension("sjson")
+        let clearInput = FileSystem.stagingURL(for: clearsigned, tag: "text")
+        try FileSystem.writeAtomically(clearText ?? data, to: clearInput)
+        defer { unlink(clearInput.path) }
+        let signedCopy = FileSystem.stagingURL(for: clearsigned)
+        defer { unlink(signedCopy.path) }
+        try keyring.sign(clearInput, to: signedCopy, clear: true)
+        try checkSystemCall(rename(signedCopy.path, clearsigned.path), "publish \(clearsigned.path)")
+        let signature = FileSystem.stagingURL(for: url, tag: "asc")
+        defer { unlink(signature.path) }
+        try keyring.sign(temporary, to: signature)
+        let gpg = FileSystem.stagingURL(for: url, tag: "gpg")
+        defer { unlink(gpg.path) }
+        try checkSystemCall(link(signature.path, gpg.path), "publish \(url.path).gpg")
+        try checkSystemCall(rename(gpg.path, url.path + ".gpg"), "publish \(url.path).gpg")
         try checkSystemCall(rename(signature.path, url.path + ".asc"), "publish \(url.path).asc")
         try checkSystemCall(rename(temporary.path, url.path), "publish \(url.path)")
     }
@@ -168,10 +247,17 @@ public struct Publisher {
         for name in ["index-system", "index-user"] {
             try writeSigned(Data(indexes.lxc.utf8), to: tree.appendingPathComponent("meta/1.0/\(name)"))
         }
-        try writeSigned(
+        // The products before the index that names them, each signed three ways (see `writeSignedJSON`).
+        try writeSignedJSON(
             try Simplestreams.encoded(indexes.products), to: tree.appendingPathComponent(Simplestreams.productsPath))
-        try writeSigned(
-            try Simplestreams.encoded(indexes.index), to: tree.appendingPathComponent(Simplestreams.indexPath))
+        // The clearsigned index names the clearsigned products, as simplestreams' own signing tool makes it.
+        var signedIndex = indexes.index
+        for key in signedIndex.index.keys {
+            signedIndex.index[key]?.path = String(Simplestreams.productsPath.dropLast(".json".count)) + ".sjson"
+        }
+        try writeSignedJSON(
+            try Simplestreams.encoded(indexes.index), to: tree.appendingPathComponent(Simplestreams.indexPath),
+            clearsigned: try Simplestreams.encoded(signedIndex))
     }
 
     /// Staging folders of publishes that were killed.

@@ -14,6 +14,9 @@ public struct ExtractionRequest: Codable, Sendable {
     /// Files in which `LXC_NAME` and friends are replaced after unpacking.
     public var templates: [String]
     public var templateValues: [String: String]
+    /// Files written whole after unpacking (an LXD image's templates, rendered for the container): path in
+    /// the rootfs to text.
+    public var writtenFiles: [String: String] = [:]
     /// An unpacked tree of the same build to copy instead of reading a tar stream (a warm create). Its
     /// templates were filled in for it: `templateValues` then maps its values to the new container's.
     public var copyFrom: String?

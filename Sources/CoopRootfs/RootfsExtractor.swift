@@ -151,9 +151,32 @@ public struct RootfsExtractor {
         path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
     }
 
-    /// Replaces `LXC_NAME` and friends in the files the image names. A template reached through a symlink
-    /// is skipped: it might point out of the rootfs.
+    /// Replaces `LXC_NAME` and friends in the files the image names, then writes `writtenFiles`. A template
+    /// reached through a symlink is skipped: it might point out of the rootfs.
     func applyTemplates() throws {
+        try applyLXCTemplates()
+        for (file, text) in request.writtenFiles.sorted(by: { $0.key < $1.key }) {
+            let path = Self.normalize(file)
+            let parent = path.split(separator: "/").dropLast().joined(separator: "/")
+            guard !path.isEmpty, !path.split(separator: "/").contains(".."),
+                parent.isEmpty || !Self.crossesSymlink(parent)
+            else { continue }
+            // Whatever is there and is not a plain file (a link, a folder, a device) stays as it is.
+            var info = stat()
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG { continue }
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if fd < 0 { throw CoopError.system("template \(file)") }
+            defer { close(fd) }
+            // Root unpacking for a container: the file is the container's root's, as every entry is.
+            if let shift = request.shift {
+                try checkSystemCall(fchown(fd, shift.uidStart, shift.gidStart), "owner of template \(file)")
+            }
+            let bytes = Array(text.utf8)
+            if write(fd, bytes, bytes.count) != bytes.count { throw CoopError.system("template \(file)") }
+        }
+    }
+
+    func applyLXCTemplates() throws {
         for template in request.templates {
             let path = Self.normalize(template)
             guard !path.isEmpty, !path.split(separator: "/").contains(".."), !Self.crossesSymlink(path) else {

@@ -222,13 +222,18 @@ public struct FleetNetwork: Sendable {
             }
             return nil
         }
+        // A holder that maps more than the first range is an isolated fleet's, whose root may reach every
+        // node's ids: a node never runs as that root.
+        let ranges =
+            (try? String(contentsOfFile: "/proc/\(holder)/uid_map", encoding: .utf8))?
+            .split(separator: "\n").count ?? 0
         guard let uid = start("uid_map", map.uidStart), let gid = start("gid_map", map.gidStart),
-            ProcessStart.ticks(of: holder) == holderTicks
+            ProcessStart.ticks(of: holder) == holderTicks, ranges == 1 || uid != 0
         else {
             throw CoopError(
                 .conflict, "node \(node) of fleet \(name)",
-                cause: "its ids (\(map.uidStart)-\(UInt64(map.uidStart) + UInt64(map.count) - 1)) are not in the "
-                    + "fleet's user namespace, which was made for other ranges",
+                cause: "its ids (\(map.uidStart)-\(UInt64(map.uidStart) + UInt64(map.count) - 1)) do not fit the "
+                    + "fleet's user namespace, which was made for \(ranges > 1 ? "an isolated" : "a shared") range",
                 fix: "take the fleet down and up again: 'coop fleet down FILE' then 'coop fleet up FILE'")
         }
         return IDMap(uidStart: uid, gidStart: gid, count: map.count)

@@ -88,8 +88,9 @@ public final class SigningKeyring {
         return Data(bytes: buffer, count: length)
     }
 
-    /// Writes an armored detached signature of `file` to `signature`.
-    public func sign(_ file: URL, to signature: URL) throws {
+    /// Writes an armored detached signature of `file` to `signature`; with `clear`, the file's text with its
+    /// signature around it (a clearsigned message) instead.
+    public func sign(_ file: URL, to signature: URL, clear: Bool = false) throws {
         let key = try requireKey()
         defer { gpgme_key_unref(key) }
         gpgme_signers_clear(context)
@@ -106,7 +107,7 @@ public final class SigningKeyring {
         defer { gpgme_data_release(plain) }
         gpgme_data_new_from_fd(&signed, output)
         defer { gpgme_data_release(signed) }
-        let result = gpgme_op_sign(context, plain, signed, GPGME_SIG_MODE_DETACH)
+        let result = gpgme_op_sign(context, plain, signed, clear ? GPGME_SIG_MODE_CLEAR : GPGME_SIG_MODE_DETACH)
         guard result == 0 else {
             throw CoopError(
                 .io, "signature of \(file.lastPathComponent)", cause: String(cString: gpgme_strerror(result)))

@@ -115,12 +115,29 @@ struct BuildPublishTests {
         #expect(dearmored.status == 0, "\(dearmored)")
         let signatures = (FileManager.default.enumerator(atPath: tree.path)?.allObjects as? [String] ?? [])
             .filter { $0.hasSuffix(".asc") }
-        #expect(signatures.count == 7)  // 3 in the build folder, 2 LXC indexes, 2 in streams/v1
+        // 5 in the build folder (meta, rootfs, SHA256SUMS, lxd.tar.xz, incus.tar.xz), 2 LXC indexes, 2 in streams/v1
+        #expect(signatures.count == 9, "\(signatures)")
         for signature in signatures {
             let file = tree.appendingPathComponent(String(signature.dropLast(4)))
             let result = try shell(
                 "/usr/bin/gpgv", "--keyring", keyring.path, tree.appendingPathComponent(signature).path, file.path)
             #expect(result.status == 0, "\(signature): \(result)")
+        }
+        // As simplestreams clients read them: clearsigned .sjson and detached .json.gpg beside each JSON file.
+        for name in ["index", "images"] {
+            let json = tree.appendingPathComponent("streams/v1/\(name).json")
+            let detached = try shell("/usr/bin/gpgv", "--keyring", keyring.path, json.path + ".gpg", json.path)
+            #expect(detached.status == 0, "\(name).json.gpg: \(detached)")
+            let clearsigned = tree.appendingPathComponent("streams/v1/\(name).sjson")
+            let verified = try shell("/usr/bin/gpgv", "--keyring", keyring.path, clearsigned.path)
+            #expect(verified.status == 0, "\(name).sjson: \(verified)")
+            let text = try String(contentsOf: clearsigned, encoding: .utf8)
+            #expect(text.hasPrefix("-----BEGIN PGP SIGNED MESSAGE-----"), "\(text.prefix(80))")
+            // The products as they are; the index as simplestreams' signing tool writes it, naming the signed products.
+            let plain = try String(contentsOf: json, encoding: .utf8)
+            let expected =
+                name == "images" ? plain : plain.replacingOccurrences(of: "images.json", with: "images.sjson")
+            #expect(text.contains(expected), "the same JSON, signed: \(text)")
         }
         let build = tree.appendingPathComponent("images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00")
         let sums = try shell("/bin/sh", "-c", "cd '\(build.path)' && sha256sum -c SHA256SUMS")
@@ -130,6 +147,50 @@ struct BuildPublishTests {
             index
                 == "debian;bookworm;\(TestHost.arch);slim;20251129_00:00;/images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00/\n"
         )
+    }
+
+    @Test(
+        "The tree holds LXD's and Incus's metadata (metadata.yaml, templates) under their fingerprints, and coop still reads LXC's",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func lxdMetadata() throws {
+        _ = try Shared.shared.published()
+        let build = tree.appendingPathComponent("images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00")
+        let lxd = build.appendingPathComponent("lxd.tar.xz").path
+        let listing = try shell("/usr/bin/tar", "-tJf", lxd)
+        #expect(
+            listing.stdout.split(separator: "\n").sorted()
+                == ["metadata.yaml", "templates/", "templates/hostname.tpl", "templates/hosts.tpl"], "\(listing)")
+        let yaml = try shell("/usr/bin/tar", "-xOJf", lxd, "metadata.yaml").stdout
+        #expect(yaml.contains("architecture: \"x86_64\"") || TestHost.arch != "amd64", "\(yaml)")
+        // 20251129_00:00 and 30 days later.
+        #expect(yaml.contains("creation_date: 1764374400\nexpiry_date: 1766966400\n"), "\(yaml)")
+        #expect(yaml.contains("  /etc/hostname:\n    when:\n      - create\n"), "\(yaml)")
+        #expect(yaml.contains("template: hosts.tpl"), "\(yaml)")
+        let hostname = try shell("/usr/bin/tar", "-xOJf", lxd, "templates/hostname.tpl").stdout
+        #expect(hostname == "{{ container.name }}\n")
+        var first = stat()
+        var second = stat()
+        #expect(stat(lxd, &first) == 0 && stat(build.appendingPathComponent("incus.tar.xz").path, &second) == 0)
+        #expect(first.st_ino == second.st_ino, "incus.tar.xz is the same file")
+
+        let images = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: tree.appendingPathComponent("streams/v1/images.json")))
+        let products = try #require((images as? [String: Any])?["products"] as? [String: Any])
+        let product = try #require(products["debian:bookworm:\(TestHost.arch):slim"] as? [String: Any])
+        let versions = try #require(product["versions"] as? [String: Any])
+        let items = try #require((versions["20251129_00:00"] as? [String: Any])?["items"] as? [String: [String: Any]])
+        #expect(Set(items.keys) == ["root.tar.xz", "meta.tar.xz", "lxd.tar.xz", "incus.tar.xz"], "\(items.keys)")
+        // LXD's fingerprint of the pair: sha256 of the metadata's bytes followed by the rootfs's.
+        let combined = try shell(
+            "/bin/sh", "-c", "cat '\(lxd)' '\(build.path)/rootfs.tar.xz' | sha256sum"
+        ).stdout.prefix(64)
+        for kind in ["lxd.tar.xz", "incus.tar.xz"] {
+            #expect(items[kind]?["ftype"] as? String == kind)
+            #expect(items[kind]?["combined_sha256"] as? String == String(combined), "\(kind)")
+            #expect(items[kind]?["combined_rootxz_sha256"] as? String == String(combined), "\(kind)")
+            #expect((items[kind]?["path"] as? String)?.hasSuffix("/\(kind)") == true)
+        }
+        #expect((items["meta.tar.xz"]?["path"] as? String)?.hasSuffix("/meta.tar.xz") == true)
     }
 
     @Test(

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the images that boot a real init for the runtime tests, with coop itself: Debian bookworm and
-# trixie (variant slim: systemd as init), published as the image server tree OUT/www/guests and signed
-# by a key of their own (public key OUT/keys/guests.asc, fingerprint OUT/keys/guests.fpr).
+# trixie (variant slim: systemd as init) and bookworm's default variant (the one LXD launches by its short
+# alias), published as the image server tree OUT/www/guests and signed by a key of their own (public key
+# OUT/keys/guests.asc, fingerprint OUT/keys/guests.fpr).
 #
 # Usage: build-guests.sh OUT COOP_BIN    (run as root; MIRROR=... overrides the mirror)
 #
-# OUT/www/guests/.complete marks a finished tree; if present the script exits at once. Builds go to
-# OUT/guests-work, which is removed at the end.
+# OUT/www/guests/.complete marks a finished tree and holds the tree's format; when it names this script's
+# format the script exits at once (a tree of an older format is made again). Builds go to OUT/guests-work,
+# which is removed at the end.
 set -euo pipefail
 
 if [ "$#" -ne 2 ]; then
@@ -16,7 +18,9 @@ fi
 OUT=$1
 COOP=$2
 TREE=$OUT/www/guests
-if [ -e "$TREE/.complete" ]; then
+# 3: with LXD's and Incus's metadata, clearsigned JSON, and bookworm's default variant.
+FORMAT=3
+if [ "$(cat "$TREE/.complete" 2>/dev/null)" = "$FORMAT" ]; then
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,6 +47,7 @@ for release in bookworm trixie; do
     coop build debian "$release" --variant slim --mirror "$MIRROR" >/dev/null ||
         coop build debian "$release" --variant slim --mirror "$MIRROR" >/dev/null
 done
+coop build debian bookworm --mirror "$MIRROR" >/dev/null || coop build debian bookworm --mirror "$MIRROR" >/dev/null
 coop key create guests >/dev/null
 coop key export --output "$WORK/guests.asc" --remote guests --url https://127.0.0.1/guests >"$WORK/line"
 coop publish "$TREE.tmp" >/dev/null
@@ -52,5 +57,5 @@ mv "$WORK/guests.asc" "$OUT/keys/guests.asc"
 mv "$WORK/guests.fpr" "$OUT/keys/guests.fpr"
 chmod -R a+rX "$TREE.tmp" "$OUT/keys"
 mv "$TREE.tmp" "$TREE"
-touch "$TREE/.complete"
+echo "$FORMAT" >"$TREE/.complete"
 echo "== published debian bookworm and trixie in $TREE"

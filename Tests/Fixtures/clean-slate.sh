@@ -4,8 +4,9 @@
 #   - processes in coop's cgroups (containers, supervisors) and in the test
 #     users' LXC cgroups, coop supervisors of root and the test users, and
 #     every process of the test users;
-#   - fixture servers of earlier runs (/tmp/coop-server.*) and what is
-#     mounted below the folders removed here;
+#   - fixture servers of earlier runs (/tmp/coop-server.*), LXD daemons of
+#     the LXD tests (/tmp/coop-tests/lxd-*) and what is mounted below the
+#     folders removed here;
 #   - coop's cgroup folders (`coop` below each hierarchy) and the test users'
 #     LXC cgroups (`lxc-user/USER`), depth first;
 #   - the test users themselves: their accounts, homes (with their coop and
@@ -102,6 +103,10 @@ fi
 # 2. Fixture servers of earlier runs and of the interop tests.
 for state in /tmp/coop-server.* /tmp/coop-tests/*/server; do
     if [ -d "$state" ]; then run "$HERE/serve.sh" stop "$state"; fi
+done
+# LXD daemons of the LXD tests (lxd.sh), with their instances.
+for state in /tmp/coop-tests/lxd-*; do
+    if [ -d "$state" ]; then run "$HERE/lxd.sh" stop "$state"; fi
 done
 
 # 3. Mounts below what goes (tmpfs of the disk-full tests, a container's

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+
+/// Real clients of coop's published trees: Debian's LXD (its daemon started here, on its unix socket) launches
+/// coop's image from the fixture server over https (TLS 1.3, the test CA), and the reference simplestreams
+/// client verifies the tree with the publisher's key.
+@Suite("LXD and simplestreams clients", .serialized)
+struct LXDTests {
+    static let fixtures = TestHost.repository.appendingPathComponent("Tests/Fixtures")
+
+    /// A running LXD daemon of its own folder, stopped (instances, mounts and folder gone) by `stop`.
+    struct Daemon {
+        let state: URL
+        let script = LXDTests.fixtures.appendingPathComponent("lxd.sh").path
+        let ca: URL
+
+        init(ca: URL) throws {
+            self.ca = ca
+            state = URL(fileURLWithPath: "/tmp/coop-tests/lxd-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+            try expectShell(script, "start", state.path, ca.path)
+        }
+
+        /// The lxc client against this daemon, trusting the test CA.
+        func lxc(_ arguments: String...) throws -> CoopResult {
+            try RunningCoop(["/usr/bin/env", "SSL_CERT_FILE=\(ca.path)", script, "run", state.path] + arguments).wait()
+        }
+
+        func stop() {
+            _ = try? shell(script, "stop", state.path)
+        }
+    }
+
+    @Test(
+        "LXD launches coop's image by its short alias, unprivileged and privileged, with the hostname templated",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)), .timeLimit(.minutes(10)))
+    func lxdLaunches() throws {
+        let server = try TestHost.server()
+        let daemon = try Daemon(ca: server.ca)
+        defer { daemon.stop() }
+        let added = try daemon.lxc(
+            "remote", "add", "coop", "https://127.0.0.1:\(server.https)/guests", "--protocol", "simplestreams",
+            "--public")
+        #expect(added.status == 0, "\(added)")
+        let listed = try daemon.lxc("image", "list", "coop:", "--format", "csv", "-c", "l")
+        #expect(listed.stdout.contains("debian/bookworm (") || listed.stdout.contains("debian/bookworm\n"), "\(listed)")
+
+        for (name, options) in [("plain", [String]()), ("privileged", ["-c", "security.privileged=true"])] {
+            let launched = try RunningCoop(
+                [
+                    "/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)", daemon.script, "run", daemon.state.path,
+                    "launch",
+                    "coop:debian/bookworm", name,
+                ] + options
+            ).wait()
+            #expect(launched.status == 0, "\(launched)")
+            let inside = try daemon.lxc(
+                "exec", name, "--", "sh", "-c",
+                "cat /etc/hostname; grep ^VERSION_CODENAME= /etc/os-release; grep -c . /proc/self/uid_map; "
+                    + "head -1 /proc/self/uid_map")
+            #expect(inside.status == 0, "\(inside)")
+            let lines = inside.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+            // The template wrote the name: the image's /etc/hostname holds LXC's placeholder.
+            #expect(lines.first == name, "\(inside)")
+            #expect(lines.contains("VERSION_CODENAME=bookworm"), "\(inside)")
+            // Unprivileged: root is LXD's range of root's; privileged: the host's ids as they are.
+            let map = lines.last ?? ""
+            #expect(name == "plain" ? !map.hasPrefix("0 0 ") : map.hasPrefix("0 0 "), "\(inside)")
+        }
+        let stopped = try daemon.lxc("stop", "plain", "privileged", "--force")
+        #expect(stopped.status == 0, "\(stopped)")
+        let deleted = try daemon.lxc("delete", "plain", "privileged")
+        #expect(deleted.status == 0, "\(deleted)")
+        let left = try daemon.lxc("list", "--format", "csv")
+        #expect(left.stdout.isEmpty, "\(left)")
+    }
+
+    @Test(
+        "sstream-query verifies the guests tree with the publisher's key, and refuses it with another key",
+        .enabled(if: TestHost.ready(.root, .server, .fixtures)), .timeLimit(.minutes(5)))
+    func sstreamQueryVerifies() throws {
+        let server = try TestHost.server()
+        let scratch = try Sandbox(asUser: false)
+        let keyring = scratch.root.appendingPathComponent("guests.gpg")
+        try expectShell(
+            "/usr/bin/gpg", "--batch", "--yes", "--dearmor", "--output", keyring.path,
+            TestHost.fixtures.appendingPathComponent("keys/guests.asc").path)
+        let query = TestHost.fixtures.appendingPathComponent("simplestreams/bin/sstream-query").path
+        let url = "https://127.0.0.1:\(server.https)/guests/streams/v1/index.sjson"
+        let found = try shell(
+            "/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)", query, "--keyring=\(keyring.path)", url,
+            "--output-format=%(product_name)s %(ftype)s %(sha256)s")
+        #expect(found.status == 0, "\(found)")
+        let lines = found.stdout.split(separator: "\n")
+        for kind in ["root.tar.xz", "lxd.tar.xz", "incus.tar.xz", "meta.tar.xz"] {
+            #expect(
+                lines.contains { $0.hasPrefix("debian:bookworm:\(TestHost.arch):default \(kind) ") }, "\(found)")
+        }
+        // Another key: the same tree is refused.
+        let other = scratch.root.appendingPathComponent("other.gpg")
+        try expectShell(
+            "/usr/bin/gpg", "--batch", "--yes", "--dearmor", "--output", other.path,
+            TestHost.repository.appendingPathComponent("keys/linuxcontainers.asc").path)
+        let refused = try shell(
+            "/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)", query, "--keyring=\(other.path)", url)
+        #expect(refused.status != 0, "\(refused)")
+    }
+}
