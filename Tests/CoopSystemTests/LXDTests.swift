@@ -105,4 +105,63 @@ struct LXDTests {
             "/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)", query, "--keyring=\(other.path)", url)
         #expect(refused.status != 0, "\(refused)")
     }
+
+    @Test(
+        "coop creates a container from an LXD-format tree: LXD's metadata and templates, signed products, no .asc files",
+        .enabled(if: TestHost.ready(.root, .fixtures)), .timeLimit(.minutes(5)))
+    func lxdFormatTree() throws {
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.expect(0, "key", "create", "lxd-format")
+        let key = sandbox.root.appendingPathComponent("lxd-format.asc")
+        let exported = try sandbox.expect(0, "key", "export", "--output", key.path, "--remote", "m")
+        let fingerprint = String(exported.stdout.split(separator: ";").last ?? "").trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        // The bookworm build of the guests tree as LXD's tools publish it: its LXD metadata and rootfs only,
+        // a products file without LXC's metadata, signed once (.json.gpg), and no signature beside any file.
+        let guests = TestHost.fixtures.appendingPathComponent("www/guests")
+        let tree = sandbox.root.appendingPathComponent("lxd-tree")
+        let script = """
+            import json, os, shutil, sys
+            guests, tree = sys.argv[1], sys.argv[2]
+            products = json.load(open(os.path.join(guests, "streams/v1/images.json")))
+            keep = {}
+            for name, product in products["products"].items():
+                if not name.startswith("debian:bookworm:") or not name.endswith(":default"):
+                    continue
+                for version in product["versions"].values():
+                    version["items"] = {k: v for k, v in version["items"].items() if v["ftype"] in ("lxd.tar.xz", "root.tar.xz")}
+                    for item in version["items"].values():
+                        target = os.path.join(tree, item["path"])
+                        os.makedirs(os.path.dirname(target), exist_ok=True)
+                        shutil.copyfile(os.path.join(guests, item["path"]), target)
+                keep[name] = product
+            products["products"] = keep
+            os.makedirs(os.path.join(tree, "streams/v1"), exist_ok=True)
+            json.dump(products, open(os.path.join(tree, "streams/v1/images.json"), "w"), indent=1)
+            shutil.copyfile(os.path.join(guests, "streams/v1/index.json"), os.path.join(tree, "streams/v1/index.json"))
+            """
+        try expectShell("/usr/bin/python3", "-c", script, guests.path, tree.path)
+        try expectShell(
+            "/usr/bin/gpg", "--homedir", sandbox.config.appendingPathComponent("coop/signing").path, "--batch",
+            "--armor", "--detach-sign", "--output", tree.appendingPathComponent("streams/v1/images.json.gpg").path,
+            tree.appendingPathComponent("streams/v1/images.json").path)
+        try sandbox.remotes([("m", "simplestreams", "file://\(tree.path)", key, fingerprint)])
+        let created = try sandbox.expect(0, "create", "lxd1", "m:debian/bookworm")
+        #expect(!created.stderr.contains("warning"), "\(created)")
+        let rootfs = sandbox.containers.appendingPathComponent("lxd1/rootfs")
+        // LXD's templates, rendered for the container: the image itself holds LXC's placeholder there.
+        let hostname = try String(contentsOf: rootfs.appendingPathComponent("etc/hostname"), encoding: .utf8)
+        #expect(hostname == "lxd1\n")
+        let hosts = try String(contentsOf: rootfs.appendingPathComponent("etc/hosts"), encoding: .utf8)
+        #expect(hosts.contains("127.0.1.1\tlxd1\n"), "\(hosts)")
+        var info = stat()
+        #expect(stat(rootfs.appendingPathComponent("etc/hostname").path, &info) == 0)
+        #expect(info.st_uid != 0, "the written file is the container's root's, not the host's")
+        // A changed products file no longer matches its signature: refused.
+        try expectShell(
+            "/bin/sh", "-c", "sed -i 's/bookworm/bookwerm/' '\(tree.path)/streams/v1/images.json'")
+        let refused = try sandbox.run("create", "lxd2", "m:debian/bookwerm", "--flush-cache")
+        #expect(refused.status != 0 && refused.stderr.contains("signature"), "\(refused)")
+        try sandbox.expect(0, "destroy", "lxd1")
+    }
 }
