@@ -122,6 +122,22 @@ public final class ArchiveWriter {
         try add(path, .symlink, size: 0, attributes) { $0.symlink = target }
     }
 
+    /// Adds `entry` as `reader` just read it (its header, with whatever path it now has, and its data): a
+    /// copy from one archive to another that keeps owners, modes, times, links and extended attributes.
+    public func addCopy(of entry: ArchiveEntry, from reader: ArchiveReader) throws {
+        let path = entry.path ?? ""
+        guard archive_write_header(archive, entry.pointer) == ARCHIVE_OK else { throw failure(path) }
+        guard entry.kind == .file, entry.hardlink == nil else { return }
+        // Read whole (the holes of a sparse file as zeros): a tar writer takes data in order only.
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 1)
+        defer { chunk.deallocate() }
+        while true {
+            let count = try reader.read(into: chunk)
+            if count == 0 { break }
+            try write(UnsafeRawBufferPointer(rebasing: chunk[..<count]), path)
+        }
+    }
+
     /// Writes the archive's end and closes it; the archive is complete only if this returns.
     public func close() throws {
         guard archive_write_close(archive) == ARCHIVE_OK else { throw failure() }

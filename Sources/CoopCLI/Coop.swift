@@ -11,7 +11,8 @@ struct Coop: ParsableCommand {
             + "7 conflict, 8 host setup, 9 i/o, 10 internal.",
         version: "0.1.0",
         subcommands: [
-            Images.self, Fetch.self, Create.self, Copy.self, List.self, Destroy.self, Cache.self, Build.self, Key.self,
+            Images.self, Fetch.self, ImageCommand.self, Create.self, Copy.self, List.self, Destroy.self, Cache.self,
+            Build.self, Key.self,
             Publish.self, Start.self, Stop.self, Attach.self, Exec.self, Run.self, FleetCommand.self, Check.self,
             SetupHost.self,
             ExecInside.self, AttachInside.self,

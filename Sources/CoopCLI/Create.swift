@@ -13,8 +13,13 @@ struct Create: ParsableCommand {
 
     @Argument(help: "The container's name.")
     var name: String
-    @Argument(help: "The image: [REMOTE:]DISTRO/RELEASE[/ARCH][/VARIANT], e.g. debian/bookworm.")
+    @Argument(
+        help: ArgumentHelp(
+            "The image: [REMOTE:]DISTRO/RELEASE[/ARCH][/VARIANT], e.g. debian/bookworm; or a file LXD or Incus "
+                + "exported (imported first, as 'coop image import' does)."))
     var image: String
+    @Argument(help: "With an exported split image as IMAGE: its rootfs.")
+    var rootfs: String?
     @Flag(
         name: .long,
         help: "Copy-on-write: an overlay of the image's shared base with the container's own changes on top.")
@@ -24,8 +29,17 @@ struct Create: ParsableCommand {
 
     func run() throws {
         let network = try networkOptions.settings()
-        let reference = try ImageReference(parsing: image, remote: options.remote)
         let environment = try Environment(timeout: options.timeout)
+        // A file that exists is an exported image; anything else names an image of a remote.
+        var isFile: ObjCBool = false
+        let reference: ImageReference
+        if FileManager.default.fileExists(atPath: image, isDirectory: &isFile), !isFile.boolValue {
+            reference = try ImageImportCommand.importImage(image, rootfs: rootfs, environment: environment).reference
+        } else if let rootfs {
+            throw ValidationError("a rootfs (\(rootfs)) goes with an exported image file only, and \(image) is none")
+        } else {
+            reference = try ImageReference(parsing: image, remote: options.remote)
+        }
         let creator = ContainerCreator(fetcher: environment.fetcher, containers: try environment.containers())
         let started = Date()
         let created: ContainerCreator.Created

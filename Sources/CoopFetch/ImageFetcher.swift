@@ -38,6 +38,15 @@ public final class ImageFetcher: @unchecked Sendable {
     public func fetch(
         _ reference: ImageReference, options: FetchOptions, rootfsSink: RootfsSinkFactory? = nil
     ) throws -> FetchOutcome {
+        // Images the user imported live in the cache alone: there is no remote to ask.
+        if reference.remote == ImageImport.remoteName {
+            guard let imported = store.newest(reference, remote: ImageImport.remoteName) else {
+                throw CoopError(
+                    .notFound, "image \(reference)", cause: "was never imported",
+                    fix: "import it first: coop image import FILE [ROOTFS] ('coop cache list' shows what is there)")
+            }
+            return FetchOutcome(entry: imported, downloaded: false, streamed: false)
+        }
         let remote = try catalog.remote(named: reference.remote)
         let cached = store.newest(reference, remote: remote.name)
         if options.forceCache {
@@ -109,6 +118,15 @@ public final class ImageFetcher: @unchecked Sendable {
             options.verify ? try SignatureVerifier(keyring: remote.keyring, fingerprint: remote.fingerprint) : nil
         if !options.verify {
             Console.warning("not verifying the signatures of \(build.distro)/\(build.release): --no-verify was given")
+        }
+        if let squashfs = build.files.first(where: { $0.name == ImageBuild.squashfsName }) {
+            throw CoopError(
+                .notFound, "image \(build.distro)/\(build.release)/\(build.arch)/\(build.variant) \(build.build)",
+                cause:
+                    "remote '\(remote.name)' offers its rootfs as squashfs only (\(Console.escaped(squashfs.path))), "
+                    + "which coop does not fetch",
+                fix: "download its metadata and rootfs and import them: coop image import META ROOTFS.squashfs "
+                    + "(needs squashfs-tools-ng); or ask the publisher to publish root.tar.xz as well")
         }
         guard let metaFile = build.files.first(where: { $0.name == "meta.tar.xz" }),
             let rootfsFile = build.files.first(where: { $0.name == "rootfs.tar.xz" })

@@ -19,6 +19,9 @@ public struct ImageBuild: Sendable, Equatable, Codable {
         }
     }
 
+    /// The name of a squashfs rootfs, which LXD's and Incus's servers may offer alone.
+    public static let squashfsName = "rootfs.squashfs"
+
     public var distro: String
     public var release: String
     public var arch: String

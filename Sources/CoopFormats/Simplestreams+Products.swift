@@ -116,6 +116,22 @@ extension Simplestreams {
                 }
                 for (build, version) in (product.versions ?? [:]).sorted(by: { $0.key < $1.key }) {
                     try IndexField.checkBuild(build, field: "version of product \(key)")
+                    // A build whose rootfs is squashfs alone is listed, so that asking for it says why coop
+                    // cannot fetch it, instead of the image seeming absent.
+                    if version.rootAndMetadata == nil, let (squashfs, meta) = version.squashfsAndMetadata {
+                        for item in [squashfs, meta] { try item.check(place: "item of \(key) \(build)") }
+                        builds.append(
+                            ImageBuild(
+                                distro: parts[0], release: parts[1], arch: parts[2], variant: parts[3], build: build,
+                                folder: squashfs.path.split(separator: "/").dropLast().joined(separator: "/") + "/",
+                                files: [
+                                    ImageBuild.File(
+                                        name: "meta.tar.xz", path: meta.path, sha256: meta.sha256, size: meta.size),
+                                    ImageBuild.File(
+                                        name: ImageBuild.squashfsName, path: squashfs.path, sha256: squashfs.sha256,
+                                        size: squashfs.size),
+                                ], combinedSHA256: meta.combinedSquashfsSHA256))
+                    }
                     guard let (root, meta) = version.rootAndMetadata else { continue }
                     for item in [root, meta] { try item.check(place: "item of \(key) \(build)") }
                     builds.append(
@@ -145,6 +161,18 @@ extension Simplestreams.Products.Version {
             let meta = Simplestreams.Products.metadataTypes.lazy.compactMap({ type in
                 items.first { $0.ftype == type }
             }).first
+        else { return nil }
+        return (root, meta)
+    }
+}
+
+extension Simplestreams.Products.Version {
+    /// The squashfs rootfs item and LXD's or Incus's metadata item, if the version has both.
+    var squashfsAndMetadata: (root: Simplestreams.Products.Item, meta: Simplestreams.Products.Item)? {
+        let items = items.sorted { $0.key < $1.key }.map(\.value)
+        guard let root = items.first(where: { $0.ftype == "squashfs" }),
+            let meta = ["incus.tar.xz", "lxd.tar.xz"].lazy.compactMap({ type in items.first { $0.ftype == type } })
+                .first
         else { return nil }
         return (root, meta)
     }

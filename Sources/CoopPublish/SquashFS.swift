@@ -4,7 +4,7 @@ import Foundation
 
 /// The rootfs as a squashfs image, which LXD and Incus unpack faster than a tarball: made from the build's
 /// own rootfs tarball by tar2sqfs (squashfs-tools-ng), with every owner, mode and time as the tarball has
-/// them.
+/// them (POSIX ACLs excepted: squashfs cannot hold them).
 enum SquashFS {
     static let maker = "/usr/bin/tar2sqfs"
 
@@ -27,9 +27,10 @@ enum SquashFS {
             decoder = try SpawnedProcess(
                 arguments: ["/usr/bin/xz", "--decompress", "--stdout", "--", rootfs.path], environment: [:],
                 idMap: nil, output: tar.write, error: log.write)
-            // --no-skip: an entry squashfs cannot hold fails the image instead of leaving it out.
+            // squashfs holds no POSIX ACLs (systemd's journal folder has some): tar2sqfs leaves those extended
+            // attributes out, with a warning, and keeps every entry.
             writer = try SpawnedProcess(
-                arguments: [maker, "--quiet", "--force", "--no-skip", "--compressor", "xz", image.path],
+                arguments: [maker, "--quiet", "--force", "--compressor", "xz", image.path],
                 environment: [:], idMap: nil, input: tar.read, output: log.write, error: log.write)
         } catch {
             close(log.read)

@@ -32,7 +32,7 @@ struct LXDTests {
     }
 
     @Test(
-        "LXD launches coop's image by its short alias, unprivileged and privileged, with the hostname templated",
+        "LXD launches coop's image by its short alias (unprivileged, privileged); coop creates containers of what LXD exports",
         .enabled(if: TestHost.ready(.root, .server, .fixtures)), .timeLimit(.minutes(10)))
     func lxdLaunches() throws {
         let server = try TestHost.server()
@@ -69,6 +69,37 @@ struct LXDTests {
         }
         let stopped = try daemon.lxc("stop", "plain", "privileged", "--force")
         #expect(stopped.status == 0, "\(stopped)")
+
+        // The other way round: images LXD exports, unified (an instance published) and split (coop's image as
+        // LXD keeps it), become coop containers with LXD's templates applied.
+        let published = try daemon.lxc("publish", "plain", "--alias", "from-lxd")
+        #expect(published.status == 0, "\(published)")
+        let exports = daemon.state.appendingPathComponent("exports")
+        try FileManager.default.createDirectory(at: exports, withIntermediateDirectories: true)
+        let unified = try daemon.lxc("image", "export", "from-lxd", exports.appendingPathComponent("unified").path)
+        #expect(unified.status == 0, "\(unified)")
+        let split = try daemon.lxc(
+            "image", "export", "coop:debian/bookworm", exports.appendingPathComponent("split").path)
+        #expect(split.status == 0, "\(split)")
+        let sandbox = try Sandbox(asUser: false)
+        let imported = try sandbox.expect(0, "image", "import", exports.appendingPathComponent("unified.tar.gz").path)
+        #expect(imported.stdout == "local:debian/bookworm/\(TestHost.arch)/default\n", "\(imported)")
+        try sandbox.expect(0, "create", "from-unified", "local:debian/bookworm")
+        try sandbox.expect(
+            0, "create", "from-split", exports.appendingPathComponent("split").path,
+            exports.appendingPathComponent("split.root").path)
+        for name in ["from-unified", "from-split"] {
+            let rootfs = sandbox.containers.appendingPathComponent("\(name)/rootfs")
+            let hostname = try String(contentsOf: rootfs.appendingPathComponent("etc/hostname"), encoding: .utf8)
+            #expect(hostname == "\(name)\n", "LXD's template, rendered by coop")
+            #expect(FileManager.default.fileExists(atPath: rootfs.appendingPathComponent("usr/bin/bash").path))
+            try sandbox.expect(0, "destroy", name)
+        }
+        // The metadata alone is no image, and a rootfs given first is no metadata: both say how to import.
+        let alone = try sandbox.run("image", "import", exports.appendingPathComponent("split").path)
+        #expect(alone.status == 2 && alone.stderr.contains("coop image import"), "\(alone)")
+        let swapped = try sandbox.run("image", "import", exports.appendingPathComponent("split.root").path)
+        #expect(swapped.status == 2 && swapped.stderr.contains("no metadata.yaml"), "\(swapped)")
         let deleted = try daemon.lxc("delete", "plain", "privileged")
         #expect(deleted.status == 0, "\(deleted)")
         let left = try daemon.lxc("list", "--format", "csv")
@@ -135,6 +166,15 @@ struct LXDTests {
                         os.makedirs(os.path.dirname(target), exist_ok=True)
                         shutil.copyfile(os.path.join(guests, item["path"]), target)
                 keep[name] = product
+                # The same build with a squashfs rootfs alone, as LXD's servers may offer it.
+                squashfs = json.loads(json.dumps(product))
+                squashfs["release"] = "squashed"
+                for version in squashfs["versions"].values():
+                    root = version["items"].pop("root.tar.xz")
+                    root["ftype"] = "squashfs"
+                    root["path"] = root["path"].replace("rootfs.tar.xz", "rootfs.squashfs")
+                    version["items"]["root.squashfs"] = root
+                keep[name.replace(":bookworm:", ":squashed:")] = squashfs
             products["products"] = keep
             os.makedirs(os.path.join(tree, "streams/v1"), exist_ok=True)
             json.dump(products, open(os.path.join(tree, "streams/v1/images.json"), "w"), indent=1)
@@ -157,6 +197,10 @@ struct LXDTests {
         var info = stat()
         #expect(stat(rootfs.appendingPathComponent("etc/hostname").path, &info) == 0)
         #expect(info.st_uid != 0, "the written file is the container's root's, not the host's")
+        // A squashfs-only build is named, and refused with the way to get it, not skipped as if absent.
+        let squashed = try sandbox.run("create", "sq", "m:debian/squashed")
+        #expect(squashed.status == 3 && squashed.stderr.contains("squashfs only"), "\(squashed)")
+        #expect(squashed.stderr.contains("coop image import"), "\(squashed)")
         // A changed products file no longer matches its signature: refused.
         try expectShell(
             "/bin/sh", "-c", "sed -i 's/bookworm/bookwerm/' '\(tree.path)/streams/v1/images.json'")
