@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PACKAGES := libcurl4-openssl-dev libarchive-dev libgpgme-dev liblzma-dev libssl-dev pkg-config \
 	gnupg xz-utils uidmap mmdebstrap nginx-light busybox-static openssl ca-certificates curl wget python3 \
 	lxc libpam-cgfs hyperfine bubblewrap crun valgrind zstd gcc libc6-dev python3-matplotlib \
-	passt nftables lxd squashfs-tools-ng python3-venv
+	passt nftables lxd dnsmasq-base squashfs-tools-ng python3-venv
 
 FIXTURES ?= /var/tmp/coop-fixtures
 TEST_USER ?= coop-test

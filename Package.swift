@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "CoopFleet",
             dependencies: [
-                "CoopSupport", "CoopSystem", "CoopFormats", "CoopFetch", "CoopContainer", "CoopRuntime",
+                "CoopSupport", "CoopSystem", "CoopFormats", "CoopTransfer", "CoopFetch", "CoopContainer", "CoopRuntime",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict

@@ -13,14 +13,29 @@ struct FleetCommand: ParsableCommand {
         subcommands: [FleetUp.self, FleetStatus.self, FleetExecCommand.self, FleetDown.self])
 }
 
-/// The fleet file argument every fleet command takes.
+/// The fleet file argument every fleet command takes, and where the fleet runs.
 struct FleetFileArgument: ParsableArguments {
     @Argument(help: "The fleet file (YAML).")
     var file: String
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Run the fleet on this LXD or Incus server or cluster, named in ~/.config/coop/remotes.",
+            valueName: "REMOTE"))
+    var on: String?
 
     func fleet() throws -> Fleet {
         let parsed = try FleetFile.read(URL(fileURLWithPath: file))
         return Fleet(file: parsed, containers: try LocalContainers().store(), progress: { Console.status($0) })
+    }
+
+    /// The fleet on the cluster named `remote`.
+    func clusterFleet(_ remote: String) throws -> ClusterFleet {
+        let parsed = try FleetFile.read(URL(fileURLWithPath: file))
+        let remotes = CoopPaths.current().configDirectory.appendingPathComponent("remotes")
+        return ClusterFleet(
+            file: parsed, client: LXDClient(remote: try ClusterRemote.named(remote, in: remotes)),
+            progress: { Console.status($0) })
     }
 }
 
@@ -36,6 +51,16 @@ struct FleetUp: ParsableCommand {
 
     func run() throws {
         let started = Date()
+        if let remote = fleetFile.on {
+            let fleet = try fleetFile.clusterFleet(remote)
+            let reference = try ImageReference(parsing: fleet.file.image, remote: options.remote)
+            // The cluster fetches the image itself, from the tree the image's remote publishes.
+            let server = try Environment(timeout: options.timeout).catalog.remote(named: reference.remote).url
+            let lines = try fleet.up(image: reference, server: server, timeout: bootTimeout)
+            let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+            Console.status("fleet \(fleet.file.name) up on \(remote): \(lines.count) nodes booted (\(seconds) s)")
+            return
+        }
         let fleet = try fleetFile.fleet()
         let reference = try ImageReference(parsing: fleet.file.image, remote: options.remote)
         let environment = try Environment(timeout: options.timeout)
@@ -61,7 +86,7 @@ struct FleetStatus: ParsableCommand {
     var json = false
 
     func run() throws {
-        let rows = try fleetFile.fleet().status()
+        let rows = try fleetFile.on.map { try fleetFile.clusterFleet($0).status() } ?? fleetFile.fleet().status()
         if json { return try printJSON(rows) }
         printTable(
             ["NODE", "STATE", "ADDRESS", "PID"],
@@ -81,10 +106,16 @@ struct FleetExecCommand: ParsableCommand {
         help: ArgumentHelp("Nodes to run on (default: all), then -- and the command.", valueName: "NODE… -- COMMAND"))
     var rest: [String] = []
 
-    /// The nodes before `--` and the command after it.
-    var split: (nodes: [String], command: [String]) {
-        guard let marker = rest.firstIndex(of: "--") else { return (rest, []) }
-        return (Array(rest[..<marker]), Array(rest[(marker + 1)...]))
+    /// The nodes before `--` and the command after it; `--on REMOTE` may stand among the nodes too.
+    var split: (nodes: [String], command: [String], on: String?) {
+        let marker = rest.firstIndex(of: "--") ?? rest.endIndex
+        var nodes = Array(rest[..<marker])
+        var on = fleetFile.on
+        if let flag = nodes.firstIndex(of: "--on"), flag + 1 < nodes.count {
+            on = nodes[flag + 1]
+            nodes.removeSubrange(flag...(flag + 1))
+        }
+        return (nodes, marker < rest.endIndex ? Array(rest[(marker + 1)...]) : [], on)
     }
 
     func validate() throws {
@@ -97,9 +128,10 @@ struct FleetExecCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (nodes, command) = split
-        let fleet = try fleetFile.fleet()
-        let statuses = try fleet.exec(nodes: nodes, command: command)
+        let (nodes, command, on) = split
+        let statuses =
+            try on.map { try fleetFile.clusterFleet($0).exec(nodes: nodes, command: command) }
+            ?? fleetFile.fleet().exec(nodes: nodes, command: command)
         let failed = statuses.filter { $0.status != 0 }
         Console.status(
             "\(statuses.count - failed.count) of \(statuses.count) nodes succeeded"
@@ -117,9 +149,16 @@ struct FleetDown: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let fleet = try fleetFile.fleet()
-        let removed = try fleet.down()
+        let name: String
+        let removed: [String]
+        if let remote = fleetFile.on {
+            let fleet = try fleetFile.clusterFleet(remote)
+            (name, removed) = ("\(fleet.file.name) on \(remote)", try fleet.down())
+        } else {
+            let fleet = try fleetFile.fleet()
+            (name, removed) = (fleet.file.name, try fleet.down())
+        }
         let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
-        Console.status("fleet \(fleet.file.name) down: \(removed.count) nodes removed (\(seconds) s)")
+        Console.status("fleet \(name) down: \(removed.count) nodes removed (\(seconds) s)")
     }
 }

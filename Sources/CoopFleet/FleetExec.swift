@@ -58,6 +58,13 @@ public enum FleetExec {
         if !pending.isEmpty { emit(pending[...], to: target, prefix: prefix) }
     }
 
+    /// Prints the lines of `data` (a command's whole output, as a server recorded it), each prefixed.
+    static func emit(all data: Data, to target: Int32, prefix: String) {
+        var lines = data.split(separator: 10, omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for line in lines { emit(Data(line), to: target, prefix: prefix) }
+    }
+
     static func emit(_ line: Data, to target: Int32, prefix: String) {
         // What a node prints is the node's: no control character of it reaches the user's terminal.
         let text = "\(prefix)| \(Console.escaped(String(decoding: line, as: UTF8.self)))\n"

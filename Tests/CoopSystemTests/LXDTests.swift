@@ -14,11 +14,15 @@ struct LXDTests {
         let script = LXDTests.fixtures.appendingPathComponent("lxd.sh").path
         let ca: URL
 
-        init(ca: URL) throws {
+        init(ca: URL, cluster: Bool = false) throws {
             self.ca = ca
             state = URL(fileURLWithPath: "/tmp/coop-tests/lxd-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
-            try expectShell(script, "start", state.path, ca.path)
+            if cluster {
+                try expectShell(script, "start", state.path, ca.path, "cluster")
+            } else {
+                try expectShell(script, "start", state.path, ca.path)
+            }
         }
 
         /// The lxc client against this daemon, trusting the test CA.
@@ -207,5 +211,86 @@ struct LXDTests {
         let refused = try sandbox.run("create", "lxd2", "m:debian/bookwerm", "--flush-cache")
         #expect(refused.status != 0 && refused.stderr.contains("signature"), "\(refused)")
         try sandbox.expect(0, "destroy", "lxd1")
+    }
+
+    @Test(
+        "The same fleet file comes up on a one-node LXD cluster (--on) and locally; nodes reach each other by name",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser, .server, .fixtures)), .timeLimit(.minutes(10)))
+    func fleetOnCluster() throws {
+        let server = try TestHost.server()
+        let daemon = try Daemon(ca: server.ca, cluster: true)
+        defer { daemon.stop() }
+        let members = try daemon.lxc("cluster", "list", "--format", "csv")
+        #expect(members.stdout.contains("coop-test-node"), "a cluster of one: \(members)")
+        let text = """
+            name: lab
+            image: g:debian/bookworm
+            nodes: 3
+            limits:
+              pids: 1000
+            network:
+              subnet: 10.127.0.0/24
+              outbound: false
+            run:
+              - echo provisioned > /var/tmp/provisioned
+
+            """
+        // On the cluster, driven as root through the daemon's socket; the image comes from the guests tree.
+        let sandbox = try Sandbox(asUser: false)
+        try sandbox.remotes([
+            (
+                "g", "simplestreams", "https://127.0.0.1:\(server.https)/guests", TestHost.guestsKey,
+                TestHost.guestsFingerprint
+            )
+        ])
+        try "lab;lxd;unix:\(daemon.state.path)/lxd/unix.socket\n".write(
+            to: sandbox.config.appendingPathComponent("coop/remotes"), atomically: true, encoding: .utf8)
+        let file = sandbox.root.appendingPathComponent("lab.yaml")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let up = try sandbox.expect(0, "fleet", "up", file.path, "--on", "lab")
+        #expect(up.stderr.contains("fleet lab up on lab: 3 nodes booted"), "\(up)")
+        let listed = try daemon.lxc("list", "--format", "csv", "-c", "ns")
+        #expect(
+            listed.stdout.split(separator: "\n").sorted() == ["lab-1,RUNNING", "lab-2,RUNNING", "lab-3,RUNNING"],
+            "\(listed)")
+        let status = try sandbox.expect(0, "fleet", "status", file.path, "--on", "lab")
+        #expect(status.stdout.contains("lab-3  running  10.127.0.4"), "\(status)")
+        let provisioned = try sandbox.expect(
+            0, "fleet", "exec", file.path, "--on", "lab", "--", "sh", "-c",
+            "cat /var/tmp/provisioned; getent hosts lab-2; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"
+        )
+        for node in 1...3 {
+            #expect(provisioned.stdout.contains("lab-\(node)| provisioned"), "\(provisioned)")
+            #expect(provisioned.stdout.contains("lab-\(node)| 10.127.0.3"), "\(provisioned)")
+            #expect(provisioned.stdout.contains("lab-\(node)| 1000"), "the limit: \(provisioned)")
+        }
+        // By name over TCP, across the cluster's bridge.
+        try sandbox.expect(
+            0, "fleet", "exec", file.path, "lab-2", "--on", "lab", "--", "setsid", "-f", "systemd-socket-activate",
+            "-l", "7000", "-a", "--inetd", "/usr/bin/hostname")
+        let asked = try sandbox.expect(
+            0, "fleet", "exec", file.path, "lab-1", "lab-3", "--on", "lab", "--", "bash", "-c",
+            "for i in $(seq 50); do exec 3<>/dev/tcp/lab-2/7000 && cat <&3 && exit 0; sleep 0.1; done; exit 1")
+        #expect(asked.stdout.contains("lab-1| lab-2") && asked.stdout.contains("lab-3| lab-2"), "\(asked)")
+        let failed = try sandbox.run(
+            "fleet", "exec", file.path, "--on", "lab", "--", "sh", "-c", "test $(hostname) = lab-1")
+        #expect(failed.status == 1 && failed.stderr.contains("1 of 3 nodes succeeded"), "\(failed)")
+        let down = try sandbox.expect(0, "fleet", "down", file.path, "--on", "lab")
+        #expect(down.stderr.contains("3 nodes removed"), "\(down)")
+        let left = try daemon.lxc("list", "--format", "csv")
+        #expect(left.stdout.isEmpty, "\(left)")
+
+        // The same file on this host, as the ordinary user.
+        let local = try Sandbox(asUser: true)
+        try local.guestRemotes()
+        let localFile = local.root.appendingPathComponent("lab.yaml")
+        try text.write(to: localFile, atomically: true, encoding: .utf8)
+        let user = try TestHost.account(local.userName)
+        chown(localFile.path, user.uid, user.gid)
+        let localUp = try local.expect(0, "fleet", "up", localFile.path)
+        #expect(localUp.stderr.contains("fleet lab up: 3 nodes booted"), "\(localUp)")
+        let names = try local.expect(0, "fleet", "exec", localFile.path, "--", "getent", "hosts", "lab-2")
+        #expect(names.stdout.components(separatedBy: "10.127.0.3").count == 4, "\(names)")
+        try local.expect(0, "fleet", "down", localFile.path)
     }
 }

@@ -3,9 +3,13 @@
 # listener on the network), a `dir` storage pool and no network of its own. Image servers are trusted
 # through CA only (the fixture server's test CA), as SSL_CERT_FILE of the daemon and of the client.
 #
-# Usage: lxd.sh start STATE CA    (STATE: an empty folder; run as root)
+# Usage: lxd.sh start STATE CA [cluster]   (STATE: an empty folder; run as root)
 #        lxd.sh stop STATE
 #        lxd.sh run STATE CLIENT-ARGS...   (the lxc client against this daemon)
+#
+# With `cluster`, the daemon is a one-node cluster (its API on a free port of 127.0.0.1, the port in
+# STATE/https-port) with a bridge of its own, cooptestbr0 (10.126.0.1/24, DHCP and DNS by LXD's dnsmasq, no
+# NAT, nothing beyond the bridge), on every instance through the default profile.
 #
 # STATE receives lxd/ (LXD_DIR), pool/ (the storage pool), lxd.log and config/ (the client's). The daemon
 # stops by itself after 2 hours if stop is never called; stop ends its instances, unmounts what it mounted
@@ -22,6 +26,7 @@ command=$1
 state=$(realpath -m "$2")
 shift 2
 export LXD_DIR=$state/lxd LXD_CONF=$state/config
+BRIDGE=cooptestbr0
 
 # lxd_pid: the daemon of this STATE, if it runs.
 lxd_pid() {
@@ -43,8 +48,9 @@ unmount_below() {
 
 case $command in
 start)
-    [ $# = 1 ] || usage
+    [ $# = 1 ] || [ $# = 2 ] || usage
     ca=$1
+    cluster=${2:-}
     [ "$(id -u)" = 0 ] || {
         echo "$0: must run as root" >&2
         exit 1
@@ -63,13 +69,45 @@ start)
         tail -20 "$state/lxd.log" "$state/lxd.out" >&2 || true
         exit 1
     fi
-    lxd init --preseed <<EOF
-config: {}
-storage_pools:
+    pool="storage_pools:
 - name: default
   driver: dir
   config:
-    source: $state/pool
+    source: $state/pool"
+    if [ "$cluster" = cluster ]; then
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        echo "$port" >"$state/https-port"
+        lxd init --preseed <<EOF
+config:
+  core.https_address: 127.0.0.1:$port
+cluster:
+  server_name: coop-test-node
+  enabled: true
+networks:
+- name: $BRIDGE
+  type: bridge
+  config:
+    ipv4.address: 10.126.0.1/24
+    ipv4.nat: "false"
+    ipv4.firewall: "false"
+    ipv6.address: none
+$pool
+profiles:
+- name: default
+  devices:
+    root:
+      path: /
+      pool: default
+      type: disk
+    eth0:
+      name: eth0
+      network: $BRIDGE
+      type: nic
+EOF
+    else
+        lxd init --preseed <<EOF
+config: {}
+$pool
 profiles:
 - name: default
   devices:
@@ -78,6 +116,7 @@ profiles:
       pool: default
       type: disk
 EOF
+    fi
     ;;
 run)
     SSL_CERT_FILE=${SSL_CERT_FILE:-} exec lxc "$@"
@@ -94,6 +133,8 @@ stop)
     fi
     # What the instances left (their monitors), then the mounts below the folder.
     pkill -9 -f -- "$LXD_DIR/" 2>/dev/null || true
+    # The bridge of a cluster stays on the host after its daemon: removed here.
+    if [ -f "$state/https-port" ]; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
     unmount_below "$state"
     rm -rf "$state"
     ;;
