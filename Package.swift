@@ -106,7 +106,7 @@ let package = Package(
             name: "CoopUnitTests",
             dependencies: [
                 "CoopSupport", "CoopSystem", "CoopArchive", "CoopFormats", "CoopStore", "CoopContainer", "CoopRuntime",
-                "CoopBuild", "CoopPublish", "CoopFleet",
+                "CoopBuild", "CoopPublish", "CoopFleet", "CoopTransfer",
             ],
             swiftSettings: strict
         ),
