@@ -28,6 +28,19 @@ deps:
 	if [ "$$(id -u)" != 0 ]; then echo "missing packages (install as root): $$missing" >&2; exit 1; fi; \
 	echo "installing: $$missing"; \
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+	@# Incus's client (its simplestreams reader, for the interop tests) is in bookworm-backports only.
+	@if ! dpkg -s incus-client >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		. /etc/os-release; \
+		if [ "$$VERSION_CODENAME" = bookworm ]; then \
+			printf '%s\n' '# coop: incus-client, for the interop tests' 'Types: deb' \
+				'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
+				'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+				>/etc/apt/sources.list.d/coop-backports.sources; \
+			apt-get update -q; \
+		fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			$$( [ "$$VERSION_CODENAME" = bookworm ] && echo -t bookworm-backports ) incus-client; \
+	fi
 
 fixtures: deps build
 	Tests/Fixtures/build-images.sh $(FIXTURES)

@@ -116,23 +116,12 @@ extension Simplestreams {
                 }
                 for (build, version) in (product.versions ?? [:]).sorted(by: { $0.key < $1.key }) {
                     try IndexField.checkBuild(build, field: "version of product \(key)")
-                    // A build whose rootfs is squashfs alone is listed, so that asking for it says why coop
+                    // A build whose rootfs is squashfs alone is listed too, so that asking for it says why coop
                     // cannot fetch it, instead of the image seeming absent.
-                    if version.rootAndMetadata == nil, let (squashfs, meta) = version.squashfsAndMetadata {
-                        for item in [squashfs, meta] { try item.check(place: "item of \(key) \(build)") }
-                        builds.append(
-                            ImageBuild(
-                                distro: parts[0], release: parts[1], arch: parts[2], variant: parts[3], build: build,
-                                folder: squashfs.path.split(separator: "/").dropLast().joined(separator: "/") + "/",
-                                files: [
-                                    ImageBuild.File(
-                                        name: "meta.tar.xz", path: meta.path, sha256: meta.sha256, size: meta.size),
-                                    ImageBuild.File(
-                                        name: ImageBuild.squashfsName, path: squashfs.path, sha256: squashfs.sha256,
-                                        size: squashfs.size),
-                                ], combinedSHA256: meta.combinedSquashfsSHA256))
-                    }
-                    guard let (root, meta) = version.rootAndMetadata else { continue }
+                    let chosen =
+                        version.rootAndMetadata.map { ($0.root, $0.meta, "rootfs.tar.xz") }
+                        ?? version.squashfsAndMetadata.map { ($0.root, $0.meta, ImageBuild.squashfsName) }
+                    guard let (root, meta, rootName) = chosen else { continue }
                     for item in [root, meta] { try item.check(place: "item of \(key) \(build)") }
                     builds.append(
                         ImageBuild(
@@ -141,10 +130,10 @@ extension Simplestreams {
                             files: [
                                 ImageBuild.File(
                                     name: "meta.tar.xz", path: meta.path, sha256: meta.sha256, size: meta.size),
-                                ImageBuild.File(
-                                    name: "rootfs.tar.xz", path: root.path, sha256: root.sha256, size: root.size),
+                                ImageBuild.File(name: rootName, path: root.path, sha256: root.sha256, size: root.size),
                             ],
-                            combinedSHA256: meta.combinedRootxzSHA256 ?? meta.combinedSHA256))
+                            combinedSHA256: rootName == ImageBuild.squashfsName
+                                ? meta.combinedSquashfsSHA256 : meta.combinedRootxzSHA256 ?? meta.combinedSHA256))
                 }
             }
             return builds

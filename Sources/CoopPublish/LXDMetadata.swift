@@ -7,24 +7,14 @@ import Foundation
 /// templates, which set the hostname and the hosts file when an instance is created, copied or renamed.
 /// LXC's own `meta.tar.xz` stays beside it for LXC's download template and coop.
 struct LXDMetadata {
-    var distro: String
-    var release: String
-    var arch: String
-    var variant: String
-    var build: String
-    /// Epoch seconds of the build, from its id.
-    var created: Int
+    var published: PublishedBuild
     /// As LXC's metadata says (`expiry`): 30 days after the build.
     var validity = 30 * 86_400
 
-    init(_ build: PublishedBuild) {
-        distro = build.distro
-        release = build.release
-        arch = build.arch
-        variant = build.variant
-        self.build = build.build
-        created = BuildID.epoch(build.build) ?? 0
-    }
+    init(_ build: PublishedBuild) { published = build }
+
+    /// Epoch seconds of the build, from its id.
+    var created: Int { BuildID.epoch(published.build) ?? 0 }
 
     /// LXD's templates are pongo2; `container.name` is the instance's name in LXD and in Incus.
     static let templates: [(path: String, file: String, text: String)] = [
@@ -39,6 +29,9 @@ struct LXDMetadata {
     /// The names of a published build are checked against the index grammar (letters, digits, `._:-`), so
     /// each value below is a plain YAML scalar; they are quoted all the same.
     var yaml: String {
+        let (distro, release, arch, variant, build) = (
+            published.distro, published.release, published.arch, published.variant, published.build
+        )
         let title = distro.prefix(1).uppercased() + distro.dropFirst()
         var text = "architecture: \"\(ImageReference.lxcArchitecture(arch))\"\n"
         text += "creation_date: \(created)\nexpiry_date: \(created + validity)\n"

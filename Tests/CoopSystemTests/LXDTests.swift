@@ -49,6 +49,20 @@ struct LXDTests {
         let listed = try daemon.lxc("image", "list", "coop:", "--format", "csv", "-c", "l")
         #expect(listed.stdout.contains("debian/bookworm (") || listed.stdout.contains("debian/bookworm\n"), "\(listed)")
 
+        // Incus's own client reads the tree as well (its simplestreams reader takes the incus.tar.xz items).
+        let incus = ["/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)", "INCUS_CONF=\(daemon.state.path)/incus"]
+        let incusAdded = try RunningCoop(
+            incus + [
+                "/usr/bin/incus", "remote", "add", "coop", "https://127.0.0.1:\(server.https)/guests", "--protocol",
+                "simplestreams", "--public",
+            ]
+        ).wait()
+        #expect(incusAdded.status == 0, "\(incusAdded)")
+        let incusListed = try RunningCoop(
+            incus + ["/usr/bin/incus", "image", "info", "coop:debian/bookworm"]
+        ).wait()
+        #expect(incusListed.status == 0 && incusListed.stdout.contains("release: bookworm"), "\(incusListed)")
+
         for (name, options) in [("plain", [String]()), ("privileged", ["-c", "security.privileged=true"])] {
             let launched = try RunningCoop(
                 [

@@ -69,45 +69,40 @@ start)
         tail -20 "$state/lxd.log" "$state/lxd.out" >&2 || true
         exit 1
     fi
-    pool="storage_pools:
-- name: default
-  driver: dir
-  config:
-    source: $state/pool"
+    # One preseed: the pool and the default profile's disk always; for a cluster, its address, the bridge
+    # and a nic on it.
+    config="config: {}"
+    networks=""
+    nic=""
     if [ "$cluster" = cluster ]; then
         port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         echo "$port" >"$state/https-port"
-        lxd init --preseed <<EOF
-config:
+        config="config:
   core.https_address: 127.0.0.1:$port
 cluster:
   server_name: coop-test-node
-  enabled: true
-networks:
+  enabled: true"
+        networks="networks:
 - name: $BRIDGE
   type: bridge
   config:
     ipv4.address: 10.126.0.1/24
-    ipv4.nat: "false"
-    ipv4.firewall: "false"
-    ipv6.address: none
-$pool
-profiles:
-- name: default
-  devices:
-    root:
-      path: /
-      pool: default
-      type: disk
-    eth0:
+    ipv4.nat: \"false\"
+    ipv4.firewall: \"false\"
+    ipv6.address: none"
+        nic="    eth0:
       name: eth0
       network: $BRIDGE
-      type: nic
-EOF
-    else
-        lxd init --preseed <<EOF
-config: {}
-$pool
+      type: nic"
+    fi
+    lxd init --preseed <<EOF
+$config
+$networks
+storage_pools:
+- name: default
+  driver: dir
+  config:
+    source: $state/pool
 profiles:
 - name: default
   devices:
@@ -115,8 +110,8 @@ profiles:
       path: /
       pool: default
       type: disk
+$nic
 EOF
-    fi
     ;;
 run)
     SSL_CERT_FILE=${SSL_CERT_FILE:-} exec lxc "$@"
