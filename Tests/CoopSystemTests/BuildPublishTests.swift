@@ -298,6 +298,29 @@ struct BuildPublishTests {
     }
 
     @Test(
+        "publish --squashfs adds rootfs.squashfs, signed, with LXD's fingerprint of it; it holds the tarball's files",
+        .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
+    func publishSquashFS() throws {
+        let (sandbox, first) = try Shared.shared.published()
+        let squashed = sandbox.root.appendingPathComponent("www/squashed")
+        try sandbox.expect(0, "publish", squashed.path, first.path, "--squashfs")
+        let build = squashed.appendingPathComponent("images/debian/bookworm/\(TestHost.arch)/slim/20251129_00:00")
+        let image = build.appendingPathComponent("rootfs.squashfs").path
+        #expect(FileManager.default.fileExists(atPath: image + ".asc"), "signed as every file is")
+        let combined = try shell("/bin/sh", "-c", "cat '\(build.path)/lxd.tar.xz' '\(image)' | sha256sum").stdout
+            .prefix(64)
+        let products = try String(
+            contentsOf: squashed.appendingPathComponent("streams/v1/images.json"), encoding: .utf8)
+        #expect(products.contains("\"combined_squashfs_sha256\" : \"\(combined)\""), "\(products)")
+        #expect(products.contains("\"ftype\" : \"squashfs\""))
+        // The same entries (the tarball's "./" itself aside), read back through squashfs-tools-ng.
+        let fromSquashFS = try shell("/bin/sh", "-c", "sqfs2tar '\(image)' | tar -t | grep -c .").stdout
+        let fromTarball = try shell("/bin/sh", "-c", "xz -dc '\(build.path)/rootfs.tar.xz' | tar -t | grep -c .").stdout
+        let counts = [fromSquashFS, fromTarball].map { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }
+        #expect(counts[0] > 1000 && abs(counts[0] - counts[1]) <= 1, "\(counts)")
+    }
+
+    @Test(
         "A publish killed halfway leaves the tree as it was; the next publish removes its hidden staging",
         .enabled(if: TestHost.ready(.root, .ordinaryUser)), .timeLimit(.minutes(15)))
     func publishKilled() throws {
