@@ -20,20 +20,37 @@ public struct RemoteIndex: Sendable {
         remote: Remote, downloader: Downloader, privileged: Bool, verifier: () throws -> SignatureVerifier?
     ) throws -> RemoteIndex {
         let path: String
+        let verifier = try verifier()
         switch remote.imageProtocol {
         case .lxc:
             path = LXCIndex.indexPath(privileged: privileged)
         case .simplestreams:
             let indexAddress = try remote.address(of: Simplestreams.indexPath)
-            guard let data = try downloader.data(from: indexAddress) else {
-                throw CoopError(.notFound, "simplestreams index of \(remote.name)", cause: "missing")
+            // A mirror made by sstream-mirror keeps the clearsigned index (and products) only.
+            let data: Data
+            if let plain = try downloader.data(from: indexAddress, optional: true) {
+                data = plain
+            } else {
+                let signedPath = String(Simplestreams.indexPath.dropLast(".json".count)) + ".sjson"
+                guard let document = try downloader.data(from: try remote.address(of: signedPath), optional: true)
+                else {
+                    throw CoopError(
+                        .notFound, "simplestreams index of \(remote.name)",
+                        cause: "neither \(Simplestreams.indexPath) nor \(signedPath) is there",
+                        fix: "check the remote's URL in images.index: it names the folder that holds streams/")
+                }
+                data = try clearsignedBody(document, name: "index \(signedPath) of remote '\(remote.name)'", verifier)
             }
             path = try Simplestreams.productsPath(fromIndex: data, source: indexAddress, remote: remote.name)
         }
         let address = try remote.address(of: path)
-        let verifier = try verifier()
         let data: Data
-        if let verifier {
+        if path.hasSuffix(".sjson") {
+            guard let document = try downloader.data(from: address) else {
+                throw CoopError(.notFound, "image index \(address)", cause: "missing")
+            }
+            data = try clearsignedBody(document, name: "image index \(path) of remote '\(remote.name)'", verifier)
+        } else if let verifier {
             data = try signedData(at: path, of: remote, downloader: downloader, verifier: verifier)
         } else {
             Console.warning("not verifying the index \(path) of remote '\(remote.name)': --no-verify was given")
@@ -49,6 +66,25 @@ public struct RemoteIndex: Sendable {
         case .simplestreams: builds = try Simplestreams.parseProducts(data, source: address, remote: remote.name)
         }
         return RemoteIndex(remote: remote, builds: builds, signed: verifier != nil)
+    }
+
+    /// The text of a clearsigned document: verified against the remote's key, or (with --no-verify) taken
+    /// from between its armor lines, with a warning said before.
+    static func clearsignedBody(_ document: Data, name: String, _ verifier: SignatureVerifier?) throws -> Data {
+        if let verifier { return try verifier.verifyClearsigned(document, name: name) }
+        Console.warning("not verifying the \(name): --no-verify was given")
+        let lines = String(decoding: document, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN PGP SIGNED MESSAGE-----") }),
+            let blank = lines[start...].firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }),
+            let end = lines[blank...].firstIndex(where: { $0.hasPrefix("-----BEGIN PGP SIGNATURE-----") })
+        else {
+            throw CoopError(
+                .verification, name, cause: "is not a clearsigned document",
+                fix: "check the remote's URL and protocol in images.index")
+        }
+        // Dash-escaped lines (RFC 4880, 7.1) lose their "- ".
+        let body = lines[(blank + 1)..<end].map { $0.hasPrefix("- ") ? $0.dropFirst(2) : $0 }
+        return Data(body.joined(separator: "\n").utf8)
     }
 
     /// The index file at `path`, with a good signature from the remote's key, or an error naming the file.

@@ -38,10 +38,11 @@ extension Simplestreams {
 
         /// A products file is a `.json` path below the remote.
         static func checkProductsPath(_ path: String) throws(IndexField.Issue) {
-            guard IndexField.isPath(path), path.hasSuffix(".json") else {
+            guard IndexField.isPath(path), path.hasSuffix(".json") || path.hasSuffix(".sjson") else {
                 throw IndexField.Issue(
                     field: "path", value: path,
-                    expected: "a .json path below the remote (letters, digits, ._+-:~@=,/ and no '..' or '%')")
+                    expected: "a .json or .sjson path below the remote (letters, digits, ._+-:~@=,/ and no '..' or '%')"
+                )
             }
         }
 

@@ -125,7 +125,7 @@ struct LXDTests {
     }
 
     @Test(
-        "sstream-query verifies the guests tree with the publisher's key, and refuses it with another key",
+        "sstream-query verifies the guests tree with the publisher's key, not another's; coop reads an sstream-mirror copy",
         .enabled(if: TestHost.ready(.root, .server, .fixtures)), .timeLimit(.minutes(5)))
     func sstreamQueryVerifies() throws {
         let server = try TestHost.server()
@@ -153,6 +153,27 @@ struct LXDTests {
         let refused = try shell(
             "/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)", query, "--keyring=\(other.path)", url)
         #expect(refused.status != 0, "\(refused)")
+
+        // A mirror made by sstream-mirror (one image) keeps the clearsigned index and products only, and no
+        // file's signature: coop verifies it by the signed products' sha256s.
+        let mirror = scratch.root.appendingPathComponent("mirror")
+        let mirrored = try shell(
+            "/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)",
+            TestHost.fixtures.appendingPathComponent("simplestreams/bin/sstream-mirror").path,
+            "--keyring=\(keyring.path)", "--max=1", url, mirror.path, "release=trixie")
+        #expect(mirrored.status == 0, "\(mirrored)")
+        #expect(!FileManager.default.fileExists(atPath: mirror.appendingPathComponent("streams/v1/index.json").path))
+        try scratch.remotes([
+            ("mm", "simplestreams", "file://\(mirror.path)", TestHost.guestsKey, TestHost.guestsFingerprint)
+        ])
+        let fetched = try scratch.expect(0, "fetch", "mm:debian", "trixie", "--variant", "slim")
+        #expect(fetched.stderr.contains("verified against"), "\(fetched)")
+        let products = mirror.appendingPathComponent("streams/v1/images.sjson")
+        let text = try String(contentsOf: products, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"trixie\"", with: "\"trixiE\"").write(
+            to: products, atomically: true, encoding: .utf8)
+        let tampered = try scratch.run("fetch", "mm:debian", "trixie", "--variant", "slim", "--flush-cache")
+        #expect(tampered.status == 5 && tampered.stderr.contains("does not verify"), "\(tampered)")
     }
 
     @Test(
