@@ -58,6 +58,9 @@ public struct LXDClient: Sendable {
     public var remote: ClusterRemote
     var request: APIRequest
 
+    /// How long one operation (an instance's image download and unpack, a command) may take.
+    static let operationLimit: TimeInterval = 3600
+
     public init(remote: ClusterRemote) {
         self.remote = remote
         request = APIRequest(endpoint: remote.endpoint)
@@ -76,9 +79,18 @@ public struct LXDClient: Sendable {
             return json["metadata"]
         }
         let id = operation.split(separator: "?")[0].split(separator: "/").last.map(String.init) ?? ""
-        let (waited, done) = try request.send("GET", "/1.0/operations/\(id)/wait?timeout=\(request.timeout)")
-        let result = (try? JSONSerialization.jsonObject(with: done)) as? [String: Any] ?? [:]
-        let metadata = result["metadata"] as? [String: Any] ?? [:]
+        // An instance made from an image new to the cluster waits for its download: asked again while the
+        // operation runs, up to `operationLimit`.
+        let deadline = Date().addingTimeInterval(Self.operationLimit)
+        var waited = 0
+        var result: [String: Any] = [:]
+        var metadata: [String: Any] = [:]
+        repeat {
+            let answer = try request.send("GET", "/1.0/operations/\(id)/wait?timeout=60")
+            waited = answer.status
+            result = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any] ?? [:]
+            metadata = result["metadata"] as? [String: Any] ?? [:]
+        } while waited == 200 && metadata["status"] as? String == "Running" && Date() < deadline
         guard waited == 200, metadata["status"] as? String == "Success" else {
             let error = metadata["err"] as? String ?? result["error"] as? String ?? "HTTP status \(waited)"
             throw failure(what, error.isEmpty ? "the operation ended as \(metadata["status"] ?? "?")" : error)

@@ -49,6 +49,12 @@ public enum HostSetup {
         }
         var lines: [String] = []
         var failed: [String] = []
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/modprobe") else {
+            return [
+                "warning: /usr/sbin/modprobe is missing, so the kernel modules networks need were not loaded; "
+                    + "fix: apt-get install kmod, then run setup-host again"
+            ]
+        }
         for module in modules {
             let process = try SpawnedProcess(
                 arguments: ["/usr/sbin/modprobe", "-q", module], environment: [:], idMap: nil)

@@ -71,17 +71,26 @@ public struct IDMap: Sendable, Equatable, Codable {
     /// `mapOwner` the user's own id as id `count`, so that coop's own helpers may work in the user's
     /// folders. Never for a running container: its root could become the user.
     /// `more` ranges follow as ids count, 2 × count, ….
-    func helperArguments(hostUser: uid_t, hostGroup: gid_t, mapOwner: Bool = true, more: [IDMap] = []) -> (
+    public func helperArguments(hostUser: uid_t, hostGroup: gid_t, mapOwner: Bool = true, more: [IDMap] = []) -> (
         uid: [String], gid: [String]
     ) {
-        var uid = ["newuidmap", "0", String(uidStart), String(count)]
-        var gid = ["newgidmap", "0", String(gidStart), String(count)]
-        var next = UInt64(count)
+        // Ranges that follow each other on the host become one line: the kernel takes at most 340 lines.
+        var lines = [(inside: UInt64(0), uid: UInt64(uidStart), gid: UInt64(gidStart), count: UInt64(count))]
         for map in more {
-            uid += [String(next), String(map.uidStart), String(map.count)]
-            gid += [String(next), String(map.gidStart), String(map.count)]
-            next += UInt64(map.count)
+            let last = lines[lines.count - 1]
+            if last.uid + last.count == UInt64(map.uidStart), last.gid + last.count == UInt64(map.gidStart) {
+                lines[lines.count - 1].count += UInt64(map.count)
+            } else {
+                lines.append((last.inside + last.count, UInt64(map.uidStart), UInt64(map.gidStart), UInt64(map.count)))
+            }
         }
+        var uid = ["newuidmap"]
+        var gid = ["newgidmap"]
+        for line in lines {
+            uid += [String(line.inside), String(line.uid), String(line.count)]
+            gid += [String(line.inside), String(line.gid), String(line.count)]
+        }
+        let next = lines[lines.count - 1].inside + lines[lines.count - 1].count
         if mapOwner {
             uid += [String(next), String(hostUser), "1"]
             gid += [String(next), String(hostGroup), "1"]

@@ -147,5 +147,9 @@ struct TrustTests {
         let again = try HostSetup.giveRanges(user: name, id: getuid(), ranges: 3, subuid: subuid, subgid: subgid)
         #expect(again.allSatisfy { $0.contains("has") && $0.contains("2 more ranges") }, "\(again)")
         #expect(try String(contentsOfFile: subuid, encoding: .utf8).split(separator: "\n").count == 3)
+        // An isolated fleet's holder maps them all: ranges that follow each other on the host are one line.
+        let helpers = maps[0].helperArguments(hostUser: 1000, hostGroup: 1000, mapOwner: false, more: Array(maps[1...]))
+        #expect(helpers.uid == ["newuidmap", "0", "100000", "65536", "65536", "231072", "131072"], "\(helpers.uid)")
+        #expect(helpers.gid == ["newgidmap", "0", "165536", "65536", "65536", "231072", "131072"], "\(helpers.gid)")
     }
 }
