@@ -211,29 +211,29 @@ public struct FleetNetwork: Sendable {
     /// The ids of the fleet's user namespace that `map` (a node's range on the host) is, read from the
     /// holder's maps: from 0 for a node on the user's own range, further up for an isolated node's.
     public func inside(_ map: IDMap, node: String) throws -> IDMap {
-        func start(_ file: String, _ host: UInt32) -> UInt32? {
+        // Each map's lines once: (inside, host, count).
+        func lines(_ file: String) -> [[UInt64]] {
             let text = (try? String(contentsOfFile: "/proc/\(holder)/\(file)", encoding: .utf8)) ?? ""
-            for line in text.split(separator: "\n") {
-                let fields = line.split(separator: " ").compactMap { UInt64($0) }
-                guard fields.count == 3, fields[1] <= UInt64(host),
-                    UInt64(host) + UInt64(map.count) <= fields[1] + fields[2]
-                else { continue }
-                return UInt32(fields[0] + UInt64(host) - fields[1])
+            return text.split(separator: "\n").map { $0.split(separator: " ").compactMap { UInt64($0) } }.filter {
+                $0.count == 3
             }
-            return nil
         }
-        // A holder that maps more than the first range is an isolated fleet's, whose root may reach every
-        // node's ids: a node never runs as that root.
-        let ranges =
-            (try? String(contentsOfFile: "/proc/\(holder)/uid_map", encoding: .utf8))?
-            .split(separator: "\n").count ?? 0
-        guard let uid = start("uid_map", map.uidStart), let gid = start("gid_map", map.gidStart),
-            ProcessStart.ticks(of: holder) == holderTicks, ranges == 1 || uid != 0
+        func start(_ lines: [[UInt64]], _ host: UInt32) -> UInt32? {
+            lines.first { $0[1] <= UInt64(host) && UInt64(host) + UInt64(map.count) <= $0[1] + $0[2] }.map {
+                UInt32($0[0] + UInt64(host) - $0[1])
+            }
+        }
+        let uids = lines("uid_map")
+        // A holder that maps more than one range is an isolated fleet's (however its ranges fall into
+        // lines), whose root may reach every node's ids: a node never runs as that root.
+        let isolated = uids.reduce(0) { $0 + $1[2] } > UInt64(map.count)
+        guard let uid = start(uids, map.uidStart), let gid = start(lines("gid_map"), map.gidStart),
+            ProcessStart.ticks(of: holder) == holderTicks, !isolated || uid != 0
         else {
             throw CoopError(
                 .conflict, "node \(node) of fleet \(name)",
                 cause: "its ids (\(map.uidStart)-\(UInt64(map.uidStart) + UInt64(map.count) - 1)) do not fit the "
-                    + "fleet's user namespace, which was made for \(ranges > 1 ? "an isolated" : "a shared") range",
+                    + "fleet's user namespace, which was made for \(isolated ? "an isolated" : "a shared") range",
                 fix: "take the fleet down and up again: 'coop fleet down FILE' then 'coop fleet up FILE'")
         }
         return IDMap(uidStart: uid, gidStart: gid, count: map.count)

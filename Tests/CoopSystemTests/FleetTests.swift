@@ -276,6 +276,16 @@ struct FleetTests {
             0, "exec", "iso-1", "--", "bash", "-c",
             "for i in $(seq 50); do exec 3<>/dev/tcp/iso-2/7000 && cat <&3 && exit 0; sleep 0.1; done; exit 1")
         #expect(asked.stdout == "iso-2\n", "\(asked)")
+        // A container on the user's first range that claims to be a node of this isolated fleet (its network
+        // settings copied from one) would run as the fleet's root, which reaches every node's ids: refused.
+        try sandbox.expect(0, "create", "intruder", "g:debian/bookworm/amd64/slim", "--cow")
+        let settings = "coop-network.conf"
+        try expectShell(
+            "/bin/cp", "-p", sandbox.containers.appendingPathComponent("iso-1/\(settings)").path,
+            sandbox.containers.appendingPathComponent("intruder/\(settings)").path)
+        let intruder = try sandbox.run("start", "intruder")
+        #expect(intruder.status == 7 && intruder.stderr.contains("an isolated range"), "\(intruder)")
+        try sandbox.expect(0, "destroy", "intruder")
         try sandbox.expect(0, "fleet", "down", file)
         let left = try FileManager.default.contentsOfDirectory(atPath: sandbox.containers.path).filter {
             $0.hasPrefix("iso-") || $0.contains("destroying")
