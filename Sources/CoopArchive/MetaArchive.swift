@@ -16,8 +16,10 @@ public struct MetaArchive: Sendable, Codable, Equatable {
         "config", "config-user", "create-message", "expiry", "excludes-user", "templates", "metadata.yaml",
     ]
 
-    static func isKnown(_ name: String) -> Bool {
-        if knownNames.contains(name) { return true }
+    static func isKnown(_ name: String) -> Bool { knownNames.contains(name) || isLXDTemplate(name) }
+
+    /// `templates/NAME.tpl`: a template of an LXD or Incus image.
+    public static func isLXDTemplate(_ name: String) -> Bool {
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         return parts.count == 2 && parts[0] == "templates" && parts[1].hasSuffix(".tpl") && parts[1] != ".tpl"
     }

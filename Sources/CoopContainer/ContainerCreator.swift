@@ -55,15 +55,15 @@ public final class ContainerCreator {
         do {
             let rootfs = staging.appendingPathComponent("rootfs")
             func startUnpacker(meta: MetaArchive, source: URL?) throws -> RootfsUnpacker {
+                let templates = try LXDTemplates(meta)
                 var request = ExtractionRequest(
                     destination: rootfs.path, shift: containers.privileged ? containers.idMap : nil,
-                    idCount: containers.idMap.count, excludes: meta.excludesUser,
-                    templates: try LXDTemplates.paths(meta),
+                    idCount: containers.idMap.count, excludes: meta.excludesUser, templates: templates.paths,
                     templateValues: [
                         "LXC_NAME": name, "LXC_PATH": final.path,
                         "LXC_ROOTFS": final.appendingPathComponent("rootfs").path,
                     ])
-                request.writtenFiles = try LXDTemplates.rendered(meta, name: name, quiet: quiet)
+                request.writtenFiles = try templates.rendered(name: name, quiet: quiet)
                 let started = try RootfsUnpacker(
                     request: request, idMap: containers.idMap, privileged: containers.privileged, source: source)
                 unpacker = started
@@ -80,6 +80,7 @@ public final class ContainerCreator {
                 }
             let entry = outcome.entry
             cachedEntry = outcome.downloaded ? nil : entry
+            let templatePaths = try LXDTemplates(entry.meta).paths
             var skipped: [String]
             var cowBase: URL?
             if cow {
@@ -90,8 +91,7 @@ public final class ContainerCreator {
                         .conflict, "base \(base.path)", cause: "was removed by 'coop cache prune' meanwhile",
                         fix: "run the create again")
                 }
-                try makeUpperLayer(
-                    in: staging, name: name, base: base, templates: try LXDTemplates.paths(entry.meta))
+                try makeUpperLayer(in: staging, name: name, base: base, templates: templatePaths)
                 cowBase = base.appendingPathComponent("rootfs")
                 skipped =
                     ThrowawayContainer.bases(of: containers).record(base.lastPathComponent)?.skipped ?? []
@@ -110,7 +110,7 @@ public final class ContainerCreator {
                 let base = try self.base(of: entry, image: image, options: options)
                 let request = ExtractionRequest(
                     destination: rootfs.path, shift: nil, idCount: containers.idMap.count,
-                    templates: try LXDTemplates.paths(entry.meta),
+                    templates: templatePaths,
                     templateValues: [
                         base.lastPathComponent: name, base.path: final.path,
                         base.appendingPathComponent("rootfs").path: final.appendingPathComponent("rootfs").path,
@@ -135,7 +135,7 @@ public final class ContainerCreator {
             try FileSystem.writeAtomically(try config.text, to: staging.appendingPathComponent("config"))
             let record = ContainerRecord(
                 name: name, image: entry.reference, build: entry.build, createdAt: Int(Date().timeIntervalSince1970),
-                skipped: skipped, templates: try LXDTemplates.paths(entry.meta))
+                skipped: skipped, templates: templatePaths)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try FileSystem.writeAtomically(try encoder.encode(record), to: staging.appendingPathComponent("coop.json"))

@@ -6,22 +6,25 @@ import Foundation
 /// The templates of an LXD or Incus image (`metadata.yaml`, `templates/NAME.tpl`), applied at create as LXD
 /// applies them: each file whose template names the `create` trigger is written with the container's name.
 /// coop renders the instance's name only; a template that asks for more is left out, with a warning.
-enum LXDTemplates {
-    /// The image's metadata, or nil for an image with LXC's metadata.
-    static func metadata(_ meta: MetaArchive) throws -> LXDImageMetadata? {
-        guard let yaml = meta.lxdMetadata else { return nil }
-        return try LXDImageMetadata(yaml: yaml, source: "the image")
+struct LXDTemplates {
+    let meta: MetaArchive
+    /// The image's `metadata.yaml`, read once; nil for an image with LXC's metadata.
+    let metadata: LXDImageMetadata?
+
+    init(_ meta: MetaArchive) throws {
+        self.meta = meta
+        metadata = try meta.lxdMetadata.map { try LXDImageMetadata(yaml: $0, source: "the image") }
     }
 
     /// Paths whose names are filled in at create: LXC's templates, and the files LXD's templates write.
-    static func paths(_ meta: MetaArchive) throws -> [String] {
-        let written = try metadata(meta)?.templates.filter { $0.when.contains("create") }.map(\.path) ?? []
+    var paths: [String] {
+        let written = metadata?.templates.filter { $0.when.contains("create") }.map(\.path) ?? []
         return meta.templates + written.filter { !meta.templates.contains($0) }
     }
 
     /// The files LXD's `create` templates write for a container named `name`.
-    static func rendered(_ meta: MetaArchive, name: String, quiet: Bool) throws -> [String: String] {
-        guard let metadata = try metadata(meta) else { return [:] }
+    func rendered(name: String, quiet: Bool) throws -> [String: String] {
+        guard let metadata else { return [:] }
         var files: [String: String] = [:]
         for template in metadata.templates where template.when.contains("create") {
             guard let text = meta.files["templates/\(template.file)"] else {

@@ -123,7 +123,7 @@ public struct ImageImport {
             // Metadata is a few small files: a file with many more entries outside rootfs/ is no image's
             // metadata (a rootfs given first, say), and is read no further.
             guard count <= MetaArchive.maxEntries || unified else { break }
-            guard entry.kind == .file, name == "metadata.yaml" || isTemplate(name) else { continue }
+            guard entry.kind == .file, name == "metadata.yaml" || MetaArchive.isLXDTemplate(name) else { continue }
             guard let data = try reader.data(limit: MetaArchive.maxFileBytes) else {
                 throw CoopError(
                     .usage, "\(name) in \(file.path)",
@@ -140,11 +140,6 @@ public struct ImageImport {
         while name.hasPrefix("./") { name.removeFirst(2) }
         while name.hasSuffix("/") { name.removeLast() }
         return name
-    }
-
-    static func isTemplate(_ name: String) -> Bool {
-        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
-        return parts.count == 2 && parts[0] == "templates" && parts[1].hasSuffix(".tpl") && parts[1] != ".tpl"
     }
 
     /// Copies the rootfs entries of `source` (those below `prefix/`, without it, when given) into the plain

@@ -63,11 +63,7 @@ public struct ClusterFleet: Sendable {
             "type": "image", "mode": "pull", "server": server, "protocol": "simplestreams",
             "alias": "\(image.distro)/\(image.release)/\(image.variant)",
         ]
-        var clock = Date()
-        func phase(_ text: String) {
-            progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)")
-            clock = Date()
-        }
+        var phase = Fleet.PhaseClock(progress)
         do {
             try Fleet.forEach(missing) { node in
                 try client.create(node.name, source: source, config: config(node), devices: devices(node.name))
@@ -143,8 +139,7 @@ public struct ClusterFleet: Sendable {
     /// name in its /etc/hosts.
     func connect(_ name: String, index: Int) throws {
         let subnet = file.network.subnet
-        var hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        for (other, node) in file.nodes.enumerated() { hosts += "\(subnet.address(ofNode: other))\t\(node.name)\n" }
+        let hosts = Fleet.hosts(of: file)
         let script =
             "ip address replace \"$1\" dev eth0 && ip link set eth0 up && printf '%s' \"$2\" > /etc/hosts"
         let result = try client.exec(
@@ -203,40 +198,17 @@ public struct ClusterFleet: Sendable {
     }
 
     public func exec(nodes names: [String], command: [String]) throws -> [Fleet.NodeResult] {
-        let known = file.nodes.map(\.name)
-        for name in names where !known.contains(name) {
-            throw CoopError(
-                .notFound, "node \(Console.escaped(name))", cause: "is not a node of fleet \(file.name)",
-                fix: "name one of: \(known.joined(separator: ", "))")
+        let nodes = Set(try instances().nodes.keys)
+        return try Fleet.runOnNodes(
+            file, names, isNode: { nodes.contains($0) }, where: "there",
+            fleet: "fleet \(file.name) on \(client.remote.name)",
+            upFix: "bring it up first with 'coop fleet up FILE --on \(client.remote.name)'"
+        ) { name in
+            let result = try client.exec(name, command)
+            FleetExec.emit(all: result.stdout, to: STDOUT_FILENO, prefix: name)
+            FleetExec.emit(all: result.stderr, to: STDERR_FILENO, prefix: name)
+            return result.status
         }
-        let nodes = try instances().nodes
-        let chosen = names.isEmpty ? known : names
-        guard chosen.contains(where: { nodes[$0] != nil }) else {
-            throw CoopError(
-                .conflict, "fleet \(file.name) on \(client.remote.name)", cause: "is not up: none of its nodes exists",
-                fix: "bring it up first with 'coop fleet up FILE --on \(client.remote.name)'")
-        }
-        let results = Mutex<[String: Int32]>([:])
-        try Fleet.forEach(chosen) { name in
-            guard nodes[name] != nil else {
-                Console.status("\(name)| error: no node of fleet \(file.name) by this name runs there")
-                results.withLock { $0[name] = CoopError.Code.notFound.rawValue }
-                return
-            }
-            let status: Int32
-            do {
-                let result = try client.exec(name, command)
-                FleetExec.emit(all: result.stdout, to: STDOUT_FILENO, prefix: name)
-                FleetExec.emit(all: result.stderr, to: STDERR_FILENO, prefix: name)
-                status = result.status
-            } catch let error as CoopError {
-                Console.status("\(name)| error: \(Console.escaped("\(error)", keepNewlines: true))")
-                status = error.code.rawValue
-            }
-            results.withLock { $0[name] = status }
-        }
-        let statuses = results.withLock { $0 }
-        return chosen.map { Fleet.NodeResult(node: $0, status: statuses[$0] ?? 255) }
     }
 
     /// Stops and deletes every instance of the fleet (in parallel); returns their names.

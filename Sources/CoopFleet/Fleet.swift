@@ -71,11 +71,7 @@ public struct Fleet: Sendable {
         let running = file.nodes.filter { ContainerState.read(containers.folder($0.name))?.isRunning == true }
         try InotifyBudget.check(nodes: file.nodes.count - running.count, what: "fleet \(file.name)")
         let missing = file.nodes.indices.filter { !containers.exists(file.nodes[$0].name) }
-        var clock = Date()
-        func phase(_ text: String) {
-            progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)")
-            clock = Date()
-        }
+        var phase = PhaseClock(progress)
         let ranges = file.isolated ? try IDMap.allForCurrentUser() : [idMap]
         if file.isolated {
             try createIsolated(missing, ranges: ranges, creator: creator, image: image, options: options)
@@ -206,12 +202,18 @@ public struct Fleet: Sendable {
             prefix: subnet.prefix, subnet: subnet.description, outbound: file.network.outbound, ports: ports)
     }
 
-    /// Every node's name in every node's /etc/hosts; DNS through pasta's gateway when there is outbound.
-    func writeNameFiles(_ network: FleetNetwork) throws {
+    /// The lines of every node's /etc/hosts: localhost, and each node's name at its address on the subnet.
+    static func hosts(of file: FleetFile) -> String {
         var hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         for (index, node) in file.nodes.enumerated() {
             hosts += "\(file.network.subnet.address(ofNode: index))\t\(node.name)\n"
         }
+        return hosts
+    }
+
+    /// Every node's name in every node's /etc/hosts; DNS through pasta's gateway when there is outbound.
+    func writeNameFiles(_ network: FleetNetwork) throws {
+        var hosts = Self.hosts(of: file)
         if let gateway = network.hostGateway { hosts += "\(gateway)\thost.coop.internal\n" }
         try FileSystem.writeAtomically(hosts, to: FleetNetwork.hostsFile(network.folder), durable: false)
         let resolv =
@@ -286,11 +288,9 @@ public struct Fleet: Sendable {
         for definition in definitions {
             if let state = ContainerState.read(definition.folder), state.isRunning { Glibc.kill(state.pid, SIGKILL) }
         }
-        var clock = Date()
-        func phase(_ text: String) {
-            if !nodes.isEmpty { progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(clock))) s)") }
-            clock = Date()
-        }
+        // Quiet when there is nothing to take down.
+        let quiet: @Sendable (String) -> Void = { _ in }
+        var phase = PhaseClock(nodes.isEmpty ? quiet : progress)
         try Self.forEach(definitions, parallelism: max(1, definitions.count)) { try ContainerRuntime.forceStop($0) }
         phase("stopped \(definitions.count) nodes")
         try containers.destroy(all: nodes)
@@ -305,6 +305,19 @@ public struct Fleet: Sendable {
     }
 
     // MARK: parallel work
+
+    /// Tells each step of a command as it finishes, with the seconds it took.
+    struct PhaseClock {
+        let progress: @Sendable (String) -> Void
+        var started = Date()
+
+        init(_ progress: @escaping @Sendable (String) -> Void) { self.progress = progress }
+
+        mutating func callAsFunction(_ text: String) {
+            progress("\(text) (\(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
+            started = Date()
+        }
+    }
 
     /// Runs `body` for each item, `parallelism` at a time; the first error is thrown once all are done.
     static func forEach<Item: Sendable>(
@@ -339,6 +352,22 @@ extension Fleet {
 
     /// Runs `command` on `names` (all nodes when empty) in parallel, output prefixed by node.
     public func exec(nodes names: [String], command: [String]) throws -> [NodeResult] {
+        try Self.runOnNodes(
+            file, names, isNode: isNode, where: "here", fleet: "fleet \(file.name)",
+            upFix: "bring it up first with 'coop fleet up FILE'"
+        ) { name in
+            let definition = try ContainerDefinition(folder: containers.existingFolder(name))
+            return try FleetExec.run(definition, command: command, prefix: name)
+        }
+    }
+
+    /// Runs `run` for the nodes `names` of `file` (all when empty) in parallel, each prefixed line of output
+    /// its own; a name that is not a node is refused first, and a node that is not there (`isNode` says, at
+    /// `place`) or fails to run says so on its line; `fleet` names the fleet when none is up. Returns each node's exit status.
+    static func runOnNodes(
+        _ file: FleetFile, _ names: [String], isNode: @Sendable @escaping (String) -> Bool, where place: String,
+        fleet: String, upFix: String, _ run: @Sendable @escaping (String) throws -> Int32
+    ) throws -> [NodeResult] {
         let known = file.nodes.map(\.name)
         for name in names where !known.contains(name) {
             throw CoopError(
@@ -348,21 +377,19 @@ extension Fleet {
         let chosen = names.isEmpty ? known : names
         guard chosen.contains(where: isNode) else {
             throw CoopError(
-                .conflict, "fleet \(file.name)", cause: "is not up: none of its nodes exists",
-                fix: "bring it up first with 'coop fleet up FILE'")
+                .conflict, fleet, cause: "is not up: none of its nodes exists", fix: upFix)
         }
         let results = Mutex<[String: Int32]>([:])
-        try Self.forEach(chosen) { name in
+        try forEach(chosen) { name in
             let status: Int32
-            // A container of that name that is not this fleet's node is never entered.
+            // Whatever of that name is not this fleet's node is never entered.
             guard isNode(name) else {
-                Console.status("\(name)| error: no node of fleet \(file.name) by this name runs here")
+                Console.status("\(name)| error: no node of fleet \(file.name) by this name runs \(place)")
                 results.withLock { $0[name] = CoopError.Code.notFound.rawValue }
                 return
             }
             do {
-                let definition = try ContainerDefinition(folder: containers.existingFolder(name))
-                status = try FleetExec.run(definition, command: command, prefix: name)
+                status = try run(name)
             } catch let error as CoopError {
                 Console.status("\(name)| error: \(Console.escaped("\(error)", keepNewlines: true))")
                 status = error.code.rawValue

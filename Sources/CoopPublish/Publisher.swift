@@ -171,26 +171,31 @@ public struct Publisher {
 
     /// Writes a file and its detached signature; the signature first, so that the file never has a stale one
     /// for longer than one rename.
-    private func writeSigned(_ data: Data, to url: URL) throws {
+    /// With `gpgCopy`, the signature goes in place as `NAME.gpg` too (simplestreams' name for it).
+    private func writeSigned(_ data: Data, to url: URL, gpgCopy: Bool = false) throws {
         try FileSystem.createDirectory(url.deletingLastPathComponent())
         let temporary = FileSystem.stagingURL(for: url)
         try FileSystem.writeAtomically(data, to: temporary)
         defer { unlink(temporary.path) }
         let signature = FileSystem.stagingURL(for: url, tag: "asc")
+        defer { unlink(signature.path) }
         try keyring.sign(temporary, to: signature)
+        if gpgCopy {
+            let gpg = FileSystem.stagingURL(for: url, tag: "gpg")
+            defer { unlink(gpg.path) }
+            try checkSystemCall(link(signature.path, gpg.path), "publish \(url.path).gpg")
+            try checkSystemCall(rename(gpg.path, url.path + ".gpg"), "publish \(url.path).gpg")
+        }
         try checkSystemCall(rename(signature.path, url.path + ".asc"), "publish \(url.path).asc")
         try checkSystemCall(rename(temporary.path, url.path), "publish \(url.path)")
     }
 
     /// A simplestreams file as images.linuxcontainers.org serves it: `NAME.json` with a detached signature
-    /// both as `NAME.json.asc` (coop, LXC's tools) and `NAME.json.gpg` (simplestreams' name for it), and the
-    /// clearsigned `NAME.sjson` (of `clearsigned` when its text differs) that simplestreams clients read
-    /// first. The signed copies go into place before the plain one.
+    /// both as `NAME.json.asc` (coop, LXC's tools) and `NAME.json.gpg`, and the clearsigned `NAME.sjson` (of
+    /// `clearsigned` when its text differs) that simplestreams clients read first. The signed copies go into
+    /// place before the plain one.
     private func writeSignedJSON(_ data: Data, to url: URL, clearsigned clearText: Data? = nil) throws {
         try FileSystem.createDirectory(url.deletingLastPathComponent())
-        let temporary = FileSystem.stagingURL(for: url)
-        try FileSystem.writeAtomically(data, to: temporary)
-        defer { unlink(temporary.path) }
         let clearsigned = url.deletingPathExtension().appendingPathExtension("sjson")
         let clearInput = FileSystem.stagingURL(for: clearsigned, tag: "text")
         try FileSystem.writeAtomically(clearText ?? data, to: clearInput)
@@ -199,15 +204,7 @@ public struct Publisher {
         defer { unlink(signedCopy.path) }
         try keyring.sign(clearInput, to: signedCopy, clear: true)
         try checkSystemCall(rename(signedCopy.path, clearsigned.path), "publish \(clearsigned.path)")
-        let signature = FileSystem.stagingURL(for: url, tag: "asc")
-        defer { unlink(signature.path) }
-        try keyring.sign(temporary, to: signature)
-        let gpg = FileSystem.stagingURL(for: url, tag: "gpg")
-        defer { unlink(gpg.path) }
-        try checkSystemCall(link(signature.path, gpg.path), "publish \(url.path).gpg")
-        try checkSystemCall(rename(gpg.path, url.path + ".gpg"), "publish \(url.path).gpg")
-        try checkSystemCall(rename(signature.path, url.path + ".asc"), "publish \(url.path).asc")
-        try checkSystemCall(rename(temporary.path, url.path), "publish \(url.path)")
+        try writeSigned(data, to: url, gpgCopy: true)
     }
 
     /// What the indexes of a tree say: LXC's lines (the same for `index-system` and `index-user`), and

@@ -26,7 +26,9 @@ struct LXDTests {
         }
 
         /// The lxc client against this daemon, trusting the test CA.
-        func lxc(_ arguments: String...) throws -> CoopResult {
+        func lxc(_ arguments: String...) throws -> CoopResult { try lxc(arguments) }
+
+        func lxc(_ arguments: [String]) throws -> CoopResult {
             try RunningCoop(["/usr/bin/env", "SSL_CERT_FILE=\(ca.path)", script, "run", state.path] + arguments).wait()
         }
 
@@ -64,13 +66,7 @@ struct LXDTests {
         #expect(incusListed.status == 0 && incusListed.stdout.contains("release: bookworm"), "\(incusListed)")
 
         for (name, options) in [("plain", [String]()), ("privileged", ["-c", "security.privileged=true"])] {
-            let launched = try RunningCoop(
-                [
-                    "/usr/bin/env", "SSL_CERT_FILE=\(server.ca.path)", daemon.script, "run", daemon.state.path,
-                    "launch",
-                    "coop:debian/bookworm", name,
-                ] + options
-            ).wait()
+            let launched = try daemon.lxc(["launch", "coop:debian/bookworm", name] + options)
             #expect(launched.status == 0, "\(launched)")
             let inside = try daemon.lxc(
                 "exec", name, "--", "sh", "-c",
